@@ -1,0 +1,13 @@
+"""The `kvctl` command: one click group; each area of the tool adds its commands here."""
+
+from __future__ import annotations
+
+import click
+
+from kvctl import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kvctl")
+def main() -> None:
+    """kvctl: a linearizable Sequence Paxos key-value store, and a Jepsen-style tester for it."""

@@ -1,0 +1,1 @@
+"""Where nodes run: one Backend protocol, several backends (local, docker, ssh)."""

@@ -1,0 +1,149 @@
+"""The one protocol every place that runs nodes implements (Jepsen's `control` in a few verbs).
+
+A backend knows how to start, stop and fault *processes*; it knows nothing of Paxos. The
+cluster it runs is described by a `ClusterSpec`, which is saved under `$KVCTL_HOME` so that
+later commands (`kvctl get`, `kvctl kill n2`) find the cluster `kvctl up` started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+DEFAULT_PORT = 7400
+
+
+@dataclass
+class NodeSpec:
+    """One node: its name and the address peers and clients reach it at."""
+
+    name: str
+    host: str
+    port: int
+    extra: dict[str, str] = field(default_factory=dict)  # backend-specific (container id, ...)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass
+class ClusterSpec:
+    """Everything needed to (re)start every node of a cluster identically."""
+
+    name: str
+    backend: str
+    nodes: list[NodeSpec]
+    replication: int = 3
+    groups: int = 0  # 0: as many groups as nodes
+    read_mode: str = "linearizable"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def node(self, name: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise KeyError(f"no node named {name!r} in cluster {self.name!r} (nodes: {known})")
+
+    @property
+    def group_count(self) -> int:
+        return self.groups or len(self.nodes)
+
+    def peers_arg(self) -> str:
+        """The `--cluster` argument every node is started with: name=host:port,..."""
+        return ",".join(f"{n.name}={n.address}" for n in self.nodes)
+
+    def node_argv(self, node: NodeSpec, data_dir: str, listen_host: str = "0.0.0.0") -> list[str]:
+        """The `kvctl node ...` arguments that start `node` (without the program name)."""
+        return [
+            "node",
+            "--name", node.name,
+            "--listen", f"{listen_host}:{node.port}",
+            "--data-dir", data_dir,
+            "--cluster", self.peers_arg(),
+            "--groups", str(self.group_count),
+            "--replication", str(self.replication),
+            "--read-mode", self.read_mode,
+        ]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterSpec:
+        raw = json.loads(text)
+        raw["nodes"] = [NodeSpec(**n) for n in raw["nodes"]]
+        return cls(**raw)
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    address: str
+    running: bool
+    paused: bool = False
+    detail: str = ""
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    output: str
+
+
+class Backend(Protocol):
+    """Start, stop and fault the nodes of one cluster."""
+
+    def up(self, spec: ClusterSpec) -> ClusterSpec:
+        """Start every node (creating what is missing); return the spec with real addresses."""
+
+    def down(self, spec: ClusterSpec, purge: bool = False) -> None:
+        """Stop every node; keep the data unless `purge`."""
+
+    def status(self, spec: ClusterSpec) -> list[NodeStatus]: ...
+
+    def kill(self, spec: ClusterSpec, node: str) -> None:
+        """SIGKILL the node's server; its data stays."""
+
+    def start(self, spec: ClusterSpec, node: str) -> None:
+        """(Re)start a stopped or killed node from its data."""
+
+    def pause(self, spec: ClusterSpec, node: str) -> None: ...
+
+    def resume(self, spec: ClusterSpec, node: str) -> None: ...
+
+    def exec(self, spec: ClusterSpec, node: str, argv: list[str]) -> ExecResult:
+        """Run a command where the node runs (iptables, tc, ...)."""
+
+    def logs(self, spec: ClusterSpec, node: str, follow: bool = False) -> Iterator[str]: ...
+
+
+def kvctl_home() -> Path:
+    """Where cluster state lives: $KVCTL_HOME, or .kvctl/ in the working directory."""
+    return Path(os.environ.get("KVCTL_HOME", ".kvctl")).resolve()
+
+
+def save_spec(spec: ClusterSpec) -> Path:
+    home = kvctl_home()
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "cluster.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(spec.to_json())
+    tmp.replace(path)
+    return path
+
+
+def load_spec() -> ClusterSpec | None:
+    path = kvctl_home() / "cluster.json"
+    if not path.exists():
+        return None
+    return ClusterSpec.from_json(path.read_text())
+
+
+def forget_spec() -> None:
+    (kvctl_home() / "cluster.json").unlink(missing_ok=True)
