@@ -1,0 +1,140 @@
+"""Every message a node sends another node, as frozen, slotted dataclasses.
+
+Sequence Paxos (after OmniPaxos): Prepare/Promise adopt the most up-to-date log, AcceptSync
+brings a follower in line, AcceptDecide streams entries and the decided index. Accept-phase
+messages carry (session, seq) so a follower applies them in order, ignores stale ones and asks
+to be resynced (PrepareReq) on a gap: it never truncates its log because of a late message.
+
+An entry is an opaque tuple to Paxos; a `Snapshot` replaces a compacted log prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kvctl.node.ballot import Ballot
+
+Entry = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The state machine's state after applying entries [0, index)."""
+
+    index: int
+    state: Any
+
+
+# Ballot leader election ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatRequest:
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    round: int
+    ballot: Ballot
+    quorum_connected: bool
+
+
+# Sequence Paxos ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    ballot: Ballot
+    decided_idx: int
+    n_accepted: Ballot
+    accepted_idx: int
+
+
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """A promise; `suffix` (from `suffix_start`, after `snapshot` if any) is sent only when
+    the follower's log is more up to date than the leader's."""
+
+    ballot: Ballot
+    n_accepted: Ballot
+    decided_idx: int
+    accepted_idx: int
+    suffix_start: int
+    suffix: tuple[Entry, ...]
+    snapshot: Snapshot | None
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptSync:
+    """Replace the follower's log from `sync_idx` on; starts a new (session, seq) stream."""
+
+    ballot: Ballot
+    session: int
+    sync_idx: int
+    suffix: tuple[Entry, ...]
+    snapshot: Snapshot | None
+    decided_idx: int
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptDecide:
+    """Append `entries` at `start_idx` and learn `decided_idx`; entries may be empty."""
+
+    ballot: Ballot
+    session: int
+    seq: int
+    start_idx: int
+    entries: tuple[Entry, ...]
+    decided_idx: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    ballot: Ballot
+    accepted_idx: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotAccepted:
+    """The receiver has promised `ballot`, higher than the sender's: step down."""
+
+    ballot: Ballot
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareReq:
+    """A follower that fell out of the stream (gap, restart) asks the leader to resync it."""
+
+
+# Node level (not per group) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientForward:
+    """A client request received by a node that does not lead the key's group."""
+
+    forward_id: int
+    request: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientForwardReply:
+    forward_id: int
+    response: tuple[Any, ...]
+
+
+PEER_MESSAGES: tuple[type, ...] = (
+    HeartbeatRequest,
+    HeartbeatReply,
+    Prepare,
+    Promise,
+    AcceptSync,
+    AcceptDecide,
+    Accepted,
+    NotAccepted,
+    PrepareReq,
+    ClientForward,
+    ClientForwardReply,
+)

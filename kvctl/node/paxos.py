@@ -1,0 +1,487 @@
+"""Sequence Paxos for one replication group, sans-IO (no sockets, clock, asyncio or random).
+
+Inputs: `handle(src, msg)`, `tick()`, `propose(entry)`, `become_leader(ballot)` (from BLE),
+`compact(snapshot)`. Output: `take_ready()`, which returns what to persist, what to send and
+what was decided, in the order the host must act on it: persist and fsync first, then send,
+then apply. Outputs accumulate between calls to `take_ready`, which is what batches: every
+entry proposed and every message handled since the last call share one fsync and one
+AcceptDecide per follower.
+
+The log is one sequence with one accepted ballot (`n_accepted`), as in the ID2203 course
+and OmniPaxos: a new leader adopts the most up-to-date log of a majority (Prepare/Promise),
+rewrites each follower's log from a point where it is known to agree (AcceptSync), then
+streams entries (AcceptDecide). Indices are absolute: entries before `log_start` are
+compacted into `snapshot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from kvctl.node.ballot import ZERO, Ballot, majority
+from kvctl.node.durable import DurableState, PersistOp
+from kvctl.node.messages import (
+    AcceptDecide,
+    Accepted,
+    AcceptSync,
+    Entry,
+    NotAccepted,
+    Prepare,
+    PrepareReq,
+    Promise,
+    Snapshot,
+)
+
+PaxosMessage = Prepare | Promise | AcceptSync | AcceptDecide | Accepted | NotAccepted | PrepareReq
+
+
+class Phase(Enum):
+    NONE = "none"  # a fresh follower that has promised nothing yet
+    RECOVER = "recover"  # restarted from disk: asks for a resync before accepting anything
+    PREPARE = "prepare"  # a leader collecting promises, or a follower that promised
+    ACCEPT = "accept"  # in the accept stream of the current ballot
+
+
+@dataclass
+class _Progress:
+    """The leader's view of one synced follower's stream."""
+
+    session: int
+    seq: int = 0
+    sent_idx: int = 0
+    sent_decided: int = 0
+    acked_idx: int = 0
+
+
+@dataclass
+class Ready:
+    """Do these in order: persist (fsync), send, install the snapshot, apply the decided."""
+
+    persist: list[PersistOp] = field(default_factory=list)
+    messages: list[tuple[str, PaxosMessage]] = field(default_factory=list)
+    install: Snapshot | None = None
+    decided: list[Entry] = field(default_factory=list)
+
+
+class SequencePaxos:
+    def __init__(
+        self,
+        pid: str,
+        members: list[str],
+        state: DurableState | None = None,
+        *,
+        resend_ticks: int = 20,
+    ) -> None:
+        state = state or DurableState()
+        self.pid = pid
+        self.peers = [m for m in members if m != pid]
+        self.quorum = majority(len(members))
+        self.resend_ticks = resend_ticks
+        # Durable state, mirrored in memory.
+        self.promise: Ballot = state.promise
+        self.n_accepted: Ballot = state.n_accepted
+        self.decided_idx = state.decided_idx
+        self.snapshot: Snapshot | None = state.snapshot
+        self.log_start = state.log_start
+        self.log: list[Entry] = list(state.entries)
+        # Volatile state.
+        self.is_leader = False
+        self.phase = Phase.RECOVER if state.promise > ZERO else Phase.NONE
+        self.leader_hint: str | None = None
+        self._stream: tuple[Ballot, int, int] = (ZERO, 0, 0)  # follower: (ballot, session, seq)
+        self._promises: dict[str, Promise] = {}
+        self._adopted: tuple[Ballot, int] = (ZERO, 0)  # (n_accepted, length) of adopted log
+        self._followers: dict[str, _Progress] = {}
+        self._sessions: dict[str, int] = {}
+        self._pending: list[Entry] = []
+        self._ticks = 0
+        self._applied_idx = self.log_start
+        # Outputs not yet taken.
+        self._outbox: list[tuple[str, PaxosMessage]] = []
+        self._dirty_promise = False
+        self._dirty_accepted = False
+        self._dirty_decided = False
+        self._dirty_log_from: int | None = None
+        self._new_snapshot: Snapshot | None = None
+        self._install: Snapshot | None = None
+        self._reply_accepted = False
+        if self.phase is Phase.RECOVER:
+            self._ask_for_resync(self.peers)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def log_len(self) -> int:
+        return self.log_start + len(self.log)
+
+    @property
+    def accepting(self) -> bool:
+        """True when proposals are appended now (a leader in its accept phase)."""
+        return self.is_leader and self.phase is Phase.ACCEPT
+
+    def entry(self, idx: int) -> Entry:
+        return self.log[idx - self.log_start]
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def propose(self, entry: Entry) -> bool:
+        """Append `entry` if this replica leads; False tells the caller to route elsewhere."""
+        if not self.is_leader:
+            return False
+        if self.phase is Phase.ACCEPT:
+            self._append([entry])
+        else:
+            self._pending.append(entry)
+        return True
+
+    def become_leader(self, ballot: Ballot) -> bool:
+        """BLE elected us with `ballot`; False when Paxos already promised a higher one."""
+        if ballot.pid != self.pid:
+            raise ValueError("become_leader takes one of our own ballots")
+        if self.is_leader and ballot == self.promise:
+            return True
+        if ballot <= self.promise:
+            return False
+        self.is_leader = True
+        self.leader_hint = self.pid
+        self.phase = Phase.PREPARE
+        self._set_promise(ballot)
+        self._promises = {}
+        self._followers = {}
+        self._sessions = {}
+        self._send_prepare(self.peers)
+        self._on_promise(self.pid, self._own_promise())
+        return True
+
+    def follow(self, leader: str) -> None:
+        """BLE elected another node: stop leading; its Prepare will follow."""
+        if self.is_leader:
+            self._step_down()
+        self.leader_hint = leader
+
+    def tick(self) -> None:
+        self._ticks += 1
+        if self._ticks < self.resend_ticks:
+            return
+        self._ticks = 0
+        if self.is_leader:
+            self._resend()
+        elif self.phase is Phase.RECOVER:
+            self._ask_for_resync(self.peers)
+
+    def compact(self, snapshot: Snapshot) -> None:
+        """Replace the applied prefix [0, snapshot.index) by `snapshot`."""
+        if not self.log_start < snapshot.index <= self._applied_idx:
+            raise ValueError(
+                f"can compact only applied entries: {snapshot.index} not in "
+                f"({self.log_start}, {self._applied_idx}]"
+            )
+        del self.log[: snapshot.index - self.log_start]
+        self.log_start = snapshot.index
+        self.snapshot = snapshot
+        self._new_snapshot = snapshot
+
+    def handle(self, src: str, msg: PaxosMessage) -> None:
+        if isinstance(msg, AcceptDecide):
+            self._on_accept_decide(src, msg)
+        elif isinstance(msg, Accepted):
+            self._on_accepted(src, msg)
+        elif isinstance(msg, Prepare):
+            self._on_prepare(src, msg)
+        elif isinstance(msg, Promise):
+            self._on_promise(src, msg)
+        elif isinstance(msg, AcceptSync):
+            self._on_accept_sync(src, msg)
+        elif isinstance(msg, NotAccepted):
+            if self.is_leader and msg.ballot > self.promise:
+                self._step_down()
+                self.leader_hint = msg.ballot.pid
+        elif isinstance(msg, PrepareReq):
+            if self.is_leader:
+                self._followers.pop(src, None)
+                self._send_prepare([src])
+        else:
+            raise TypeError(f"not a Sequence Paxos message: {msg!r}")
+
+    # -- output -----------------------------------------------------------------------------
+
+    def take_ready(self) -> Ready:
+        if self.is_leader and self.phase is Phase.ACCEPT:
+            self._advance_decided()
+            self._stream_to_followers()
+        ready = Ready(messages=self._outbox)
+        self._outbox = []
+        persist = ready.persist
+        if self._dirty_promise:
+            persist.append(("promise", self.promise))
+        if self._dirty_accepted:
+            persist.append(("accepted", self.n_accepted))
+        if self._new_snapshot is not None:
+            persist.append(("snapshot", self._new_snapshot))
+        if self._dirty_log_from is not None:
+            start = max(self._dirty_log_from, self.log_start)
+            persist.append(("log", start, self.log[start - self.log_start :]))
+        if self._dirty_decided:
+            persist.append(("decided", self.decided_idx))
+        self._dirty_promise = self._dirty_accepted = self._dirty_decided = False
+        self._dirty_log_from = None
+        self._new_snapshot = None
+        if self._reply_accepted and self.leader_hint is not None:
+            ready.messages.append((self.leader_hint, Accepted(self.promise, self.log_len)))
+        self._reply_accepted = False
+        if self._install is not None:
+            ready.install = self._install
+            self._applied_idx = self._install.index
+            self._install = None
+        if self.decided_idx > self._applied_idx:
+            start = self._applied_idx - self.log_start
+            ready.decided = self.log[start : self.decided_idx - self.log_start]
+            self._applied_idx = self.decided_idx
+        return ready
+
+    # -- leader -----------------------------------------------------------------------------
+
+    def _own_promise(self) -> Promise:
+        return Promise(self.promise, self.n_accepted, self.decided_idx, self.log_len, 0, (), None)
+
+    def _send_prepare(self, targets: list[str]) -> None:
+        prepare = Prepare(self.promise, self.decided_idx, self.n_accepted, self.log_len)
+        self._outbox.extend((peer, prepare) for peer in targets)
+
+    def _on_promise(self, src: str, msg: Promise) -> None:
+        if not self.is_leader or msg.ballot != self.promise:
+            return
+        if self.phase is Phase.PREPARE:
+            self._promises[src] = msg
+            if len(self._promises) >= self.quorum:
+                self._adopt_and_sync()
+        elif src != self.pid:
+            self._sync_follower(src, msg)
+
+    def _adopt_and_sync(self) -> None:
+        best = max(self._promises.values(), key=lambda p: (p.n_accepted, p.accepted_idx))
+        if (best.n_accepted, best.accepted_idx) > (self.n_accepted, self.log_len):
+            self._replace_suffix(best.suffix_start, best.suffix, best.snapshot)
+        self._adopted = (best.n_accepted, best.accepted_idx)
+        self.n_accepted = self.promise
+        self._dirty_accepted = True
+        self._learn_decided(max(p.decided_idx for p in self._promises.values()))
+        self.phase = Phase.ACCEPT
+        pending, self._pending = self._pending, []
+        if pending:
+            self._append(pending)
+        for src, promise in self._promises.items():
+            if src != self.pid:
+                self._sync_follower(src, promise)
+        self._promises = {}
+
+    def _sync_follower(self, follower: str, promise: Promise) -> None:
+        """Rewrite the follower's log from the last point where it surely agrees with ours."""
+        if promise.n_accepted == self.promise:
+            sync_idx = promise.accepted_idx  # accepted in our ballot: a prefix of our log
+        elif promise.n_accepted == self._adopted[0]:
+            # Both are prefixes of that ballot's leader's log: they agree up to the shorter.
+            sync_idx = min(promise.accepted_idx, self._adopted[1])
+        else:
+            sync_idx = promise.decided_idx
+        sync_idx = min(sync_idx, self.log_len)
+        snapshot = None
+        if sync_idx < self.log_start:
+            snapshot, sync_idx = self.snapshot, self.log_start
+        session = self._sessions.get(follower, 0) + 1
+        self._sessions[follower] = session
+        suffix = tuple(self.log[sync_idx - self.log_start :])
+        self._outbox.append(
+            (
+                follower,
+                AcceptSync(self.promise, session, sync_idx, suffix, snapshot, self.decided_idx),
+            )
+        )
+        self._followers[follower] = _Progress(
+            session=session, sent_idx=self.log_len, sent_decided=self.decided_idx
+        )
+
+    def _on_accepted(self, src: str, msg: Accepted) -> None:
+        progress = self._followers.get(src)
+        if progress is None or not self.is_leader or msg.ballot != self.promise:
+            return
+        if msg.accepted_idx > progress.acked_idx:
+            progress.acked_idx = msg.accepted_idx
+
+    def _advance_decided(self) -> None:
+        acked = sorted([self.log_len] + [p.acked_idx for p in self._followers.values()])
+        if len(acked) >= self.quorum:
+            chosen = acked[-self.quorum]
+            if chosen > self.decided_idx:
+                self._set_decided(chosen)
+
+    def _stream_to_followers(self) -> None:
+        for follower, progress in self._followers.items():
+            if progress.sent_idx < self.log_len or progress.sent_decided < self.decided_idx:
+                self._send_accept_decide(follower, progress)
+
+    def _send_accept_decide(self, follower: str, progress: _Progress) -> None:
+        entries = tuple(self.log[progress.sent_idx - self.log_start :])
+        progress.seq += 1
+        msg = AcceptDecide(
+            self.promise,
+            progress.session,
+            progress.seq,
+            progress.sent_idx,
+            entries,
+            self.decided_idx,
+        )
+        self._outbox.append((follower, msg))
+        progress.sent_idx = self.log_len
+        progress.sent_decided = self.decided_idx
+
+    def _resend(self) -> None:
+        """Repair lost messages: re-Prepare the silent, probe the lagging."""
+        if self.phase is Phase.PREPARE:
+            self._send_prepare([p for p in self.peers if p not in self._promises])
+            return
+        self._send_prepare([p for p in self.peers if p not in self._followers])
+        for follower, progress in self._followers.items():
+            if progress.acked_idx < self.log_len or progress.sent_decided < self.decided_idx:
+                self._send_accept_decide(follower, progress)  # a gap makes it ask for a resync
+
+    def _step_down(self) -> None:
+        self.is_leader = False
+        self.phase = Phase.PREPARE
+        self._promises = {}
+        self._followers = {}
+        self._pending = []
+
+    # -- follower ---------------------------------------------------------------------------
+
+    def _on_prepare(self, src: str, msg: Prepare) -> None:
+        if msg.ballot < self.promise:
+            self._outbox.append((src, NotAccepted(self.promise)))
+            return
+        if self.is_leader and msg.ballot != self.promise:
+            self._step_down()
+        if msg.ballot > self.promise:
+            self._set_promise(msg.ballot)
+        self.leader_hint = src
+        self.phase = Phase.PREPARE
+        snapshot, start, suffix = None, self.log_len, ()
+        if (self.n_accepted, self.log_len) > (msg.n_accepted, msg.accepted_idx):
+            start = msg.decided_idx
+            if start < self.log_start:
+                snapshot, start = self.snapshot, self.log_start
+            suffix = tuple(self.log[start - self.log_start :])
+        self._outbox.append(
+            (
+                src,
+                Promise(
+                    self.promise,
+                    self.n_accepted,
+                    self.decided_idx,
+                    self.log_len,
+                    start,
+                    suffix,
+                    snapshot,
+                ),
+            )
+        )
+
+    def _on_accept_sync(self, src: str, msg: AcceptSync) -> None:
+        if not self._same_ballot(src, msg.ballot) or self.is_leader:
+            return
+        ballot, session, _ = self._stream
+        if (msg.ballot, msg.session) <= (ballot, session):
+            return  # an older sync, overtaken by one we already applied
+        start = msg.snapshot.index if msg.snapshot is not None else msg.sync_idx
+        if start > self.log_len and msg.snapshot is None:
+            self._ask_for_resync([src])
+            return
+        self._replace_suffix(start, msg.suffix, msg.snapshot)
+        if self.n_accepted != msg.ballot:
+            self.n_accepted = msg.ballot
+            self._dirty_accepted = True
+        self._stream = (msg.ballot, msg.session, 0)
+        self.phase = Phase.ACCEPT
+        self.leader_hint = src
+        self._learn_decided(msg.decided_idx)
+        self._reply_accepted = True
+
+    def _on_accept_decide(self, src: str, msg: AcceptDecide) -> None:
+        if not self._same_ballot(src, msg.ballot) or self.is_leader:
+            return
+        ballot, session, seq = self._stream
+        if (msg.ballot, msg.session) != (ballot, session):
+            if (msg.ballot, msg.session) > (ballot, session):
+                self._ask_for_resync([src])  # we missed its AcceptSync
+            return
+        if msg.seq <= seq:
+            return  # a duplicate or an old message
+        if msg.seq > seq + 1 or msg.start_idx != self.log_len:
+            self._stream = (ballot, -1, 0)  # ignore the rest of this session until resynced
+            self._ask_for_resync([src])
+            return
+        self._stream = (ballot, session, msg.seq)
+        if msg.entries:
+            self._append(msg.entries)
+        self._learn_decided(msg.decided_idx)
+        self._reply_accepted = True
+
+    def _same_ballot(self, src: str, ballot: Ballot) -> bool:
+        """Accept-phase messages count only in the ballot we promised."""
+        if ballot < self.promise:
+            self._outbox.append((src, NotAccepted(self.promise)))
+            return False
+        if ballot > self.promise:
+            self._ask_for_resync([src])  # we never saw its Prepare
+            return False
+        return True
+
+    def _ask_for_resync(self, targets: list[str]) -> None:
+        self._outbox.extend((peer, PrepareReq()) for peer in targets)
+
+    def _learn_decided(self, leader_decided: int) -> None:
+        decided = min(leader_decided, self.log_len)
+        if decided > self.decided_idx:
+            self._set_decided(decided)
+
+    # -- shared state changes ---------------------------------------------------------------
+
+    def _set_promise(self, ballot: Ballot) -> None:
+        self.promise = ballot
+        self._dirty_promise = True
+
+    def _set_decided(self, idx: int) -> None:
+        self.decided_idx = idx
+        self._dirty_decided = True
+
+    def _append(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
+        if self._dirty_log_from is None:
+            self._dirty_log_from = self.log_len
+        self.log.extend(entries)
+
+    def _replace_suffix(
+        self, start: int, suffix: tuple[Entry, ...], snapshot: Snapshot | None
+    ) -> None:
+        """Make our log [start:] equal `suffix`, installing `snapshot` if we lack [.., start)."""
+        if start > self.log_len:
+            if snapshot is None or snapshot.index != start:
+                raise ValueError(
+                    f"a suffix from {start} needs a snapshot (log ends at {self.log_len})"
+                )
+            self.log = []
+            self.log_start = start
+            self.snapshot = snapshot
+            self._new_snapshot = snapshot
+            self._install = snapshot
+            if start > self.decided_idx:
+                self._set_decided(start)
+        elif start < self.log_start:
+            suffix = suffix[self.log_start - start :]  # we compacted those: they are decided
+            start = self.log_start
+        del self.log[start - self.log_start :]
+        self.log.extend(suffix)
+        self._dirty_log_from = (
+            start if self._dirty_log_from is None else min(self._dirty_log_from, start)
+        )
+        if self.decided_idx > self.log_len:
+            raise AssertionError("a resync would drop decided entries")

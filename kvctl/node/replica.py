@@ -1,0 +1,113 @@
+"""One member of one replication group: BLE, Sequence Paxos and the state machine, joined.
+
+BLE decides who should lead; Paxos decides what is chosen; the state machine applies it.
+The only feedback from Paxos to BLE is a ballot bump: when BLE elects this node with a ballot
+Paxos has already promised past (after a restart, say), BLE outbids the promise next round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvctl.node.ble import BallotLeaderElection, BleMessage
+from kvctl.node.durable import DurableState, PersistOp
+from kvctl.node.messages import Entry, HeartbeatReply, HeartbeatRequest, Snapshot
+from kvctl.node.paxos import PaxosMessage, SequencePaxos
+from kvctl.node.statemachine import StateMachine
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Protocol timeouts, in ticks of the host's clock."""
+
+    heartbeat_ticks: int = 10
+    resend_ticks: int = 20
+    compact_entries: int = 20_000
+
+
+DEFAULT_TIMING = Timing()
+
+
+@dataclass
+class ReplicaReady:
+    persist: list[PersistOp] = field(default_factory=list)
+    messages: list[tuple[str, Any]] = field(default_factory=list)
+    results: list[tuple[int, int, Any]] = field(default_factory=list)  # (client, seq, result)
+
+
+class Replica:
+    def __init__(
+        self,
+        pid: str,
+        members: list[str],
+        durable: DurableState | None = None,
+        *,
+        priority: int = 0,
+        timing: Timing = DEFAULT_TIMING,
+    ) -> None:
+        durable = durable or DurableState()
+        self.pid = pid
+        self.timing = timing
+        self.ble = BallotLeaderElection(
+            pid,
+            members,
+            priority=priority,
+            initial_round=durable.promise.n,
+            heartbeat_ticks=timing.heartbeat_ticks,
+        )
+        self.paxos = SequencePaxos(pid, members, durable, resend_ticks=timing.resend_ticks)
+        self.machine = StateMachine()
+        if durable.snapshot is not None:
+            self.machine.restore(durable.snapshot.state)
+
+    def handle(self, src: str, msg: PaxosMessage | BleMessage) -> None:
+        if isinstance(msg, HeartbeatRequest | HeartbeatReply):
+            self.ble.handle(src, msg)
+        else:
+            self.paxos.handle(src, msg)
+
+    def tick(self) -> None:
+        self.ble.tick()
+        if self.ble.leader_changed:
+            self.ble.leader_changed = False
+            leader = self.ble.leader
+            if leader is not None and leader.pid == self.pid:
+                if not self.paxos.become_leader(leader):
+                    self.ble.raise_ballot_above(self.paxos.promise.n)
+            elif leader is not None:
+                self.paxos.follow(leader.pid)
+        self.paxos.tick()
+
+    def propose(self, entry: Entry) -> bool:
+        return self.accepting and self.paxos.propose(entry)
+
+    @property
+    def accepting(self) -> bool:
+        """Leads in its accept phase and still hears from a majority."""
+        return self.paxos.accepting and self.ble.quorum_connected
+
+    def leader_hint(self) -> str | None:
+        """Where to send this group's requests, as far as this replica knows."""
+        if self.accepting:
+            return self.pid
+        if not self.ble.quorum_connected:
+            return None
+        hint = self.paxos.leader_hint
+        return hint if hint != self.pid else None
+
+    def take_ready(self) -> ReplicaReady:
+        ready = self.paxos.take_ready()
+        out = ReplicaReady(persist=ready.persist, messages=list(ready.messages))
+        out.messages.extend(self.ble.outbox)
+        self.ble.outbox = []
+        if ready.install is not None:
+            self.machine.restore(ready.install.state)
+        for entry in ready.decided:
+            result = self.machine.apply(entry)
+            if result is not None:
+                out.results.append(result)
+        if ready.decided and len(self.paxos.log) >= self.timing.compact_entries:
+            # Persisted with the next ready; until then the log on disk still holds it all.
+            self.paxos.compact(Snapshot(self.paxos.decided_idx, self.machine.export()))
+        return out
