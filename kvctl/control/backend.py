@@ -17,6 +17,14 @@ from typing import Protocol
 DEFAULT_PORT = 7400
 
 
+class BackendError(Exception):
+    """A failure the user can act on (no engine, a name taken, a host key unknown, ...).
+
+    Backends raise it with a message that says what to do; the CLI prints the message alone,
+    never a traceback.
+    """
+
+
 @dataclass
 class NodeSpec:
     """One node: its name and the address peers and clients reach it at."""
