@@ -1,0 +1,176 @@
+"""The simulated world: a virtual clock, a lossy network and disks that lose unsynced writes.
+
+A node's ready batch becomes durable only when its simulated fsync completes; its messages
+and responses leave at that moment, as in the real server. A crash before then loses both.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvctl.node.core import NodeCore, NodeReady
+from kvctl.node.durable import DurableState
+from kvctl.node.placement import Placement
+from kvctl.node.replica import Timing
+
+TICK_MS = 10
+
+
+@dataclass
+class NetworkConditions:
+    loss: float = 0.0
+    duplicate: float = 0.0
+    min_delay_ms: int = 1
+    max_delay_ms: int = 8
+    blocked: set[tuple[str, str]] = field(default_factory=set)  # (src, dst) links cut
+
+    def cut(self, src: str, dst: str) -> bool:
+        return (src, dst) in self.blocked
+
+
+class SimNode:
+    """One node: its core while it runs, and its disk, which survives crashes."""
+
+    def __init__(self, world: World, name: str) -> None:
+        self.world = world
+        self.name = name
+        self.disk: list[tuple[int, Any]] = []  # durable (group, op) records
+        self.core: NodeCore | None = None
+        self.incarnation = 0
+        self.fsync_done_at = 0
+        self.start()
+
+    @property
+    def up(self) -> bool:
+        return self.core is not None
+
+    def start(self) -> None:
+        states: dict[int, DurableState] = {}
+        for group, op in self.disk:
+            states.setdefault(group, DurableState()).apply(op)
+        self.incarnation += 1
+        self.core = NodeCore(
+            self.name,
+            self.world.placement,
+            states,
+            timing=self.world.timing,
+            read_mode=self.world.read_mode,
+        )
+        self.world.after(self.world.rng.randint(1, TICK_MS), self._tick, self.incarnation)
+
+    def crash(self) -> None:
+        self.core = None
+        self.incarnation += 1
+
+    def _tick(self, incarnation: int) -> None:
+        if incarnation != self.incarnation or self.core is None:
+            return
+        self.core.tick()
+        self.flush()
+        self.world.after(TICK_MS, self._tick, incarnation)
+
+    def flush(self) -> None:
+        """Take the core's ready batch; it takes effect when its fsync completes."""
+        if self.core is None:
+            return
+        ready = self.core.take_ready()
+        if not (ready.persist or ready.messages or ready.responses):
+            return
+        start = max(self.world.now, self.fsync_done_at)
+        self.fsync_done_at = start + (self.world.rng.randint(0, 2) if ready.persist else 0)
+        self.world.at(self.fsync_done_at, self._synced, self.incarnation, ready)
+
+    def _synced(self, incarnation: int, ready: NodeReady) -> None:
+        if incarnation != self.incarnation:
+            return  # crashed before the fsync completed: writes and messages are lost
+        self.disk.extend(ready.persist)
+        for dst, group, msg in ready.messages:
+            self.world.send(self.name, dst, (group, msg))
+        for conn, response in ready.responses:
+            self.world.respond(self.name, conn, response)
+
+
+class World:
+    def __init__(
+        self,
+        seed: int,
+        nodes: list[str],
+        *,
+        groups: int,
+        replication: int,
+        read_mode: str = "linearizable",
+        timing: Timing | None = None,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.now = 0
+        self.placement = Placement(tuple(nodes), groups, replication)
+        self.timing = timing or Timing(heartbeat_ticks=5, resend_ticks=10, compact_entries=300)
+        self.read_mode = read_mode
+        self.net = NetworkConditions()
+        self.trace: deque[str] = deque(maxlen=60)
+        self._events: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = 0
+        self.client_inbox: Callable[[str, int, tuple[Any, ...]], None] = lambda *_: None
+        self.nodes = {name: SimNode(self, name) for name in nodes}
+
+    # -- the clock --------------------------------------------------------------------------
+
+    def at(self, time: int, fn: Callable[..., None], *args: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (time, self._seq, fn, args))
+
+    def after(self, delay: int, fn: Callable[..., None], *args: Any) -> None:
+        self.at(self.now + delay, fn, *args)
+
+    def run_until(self, time: int) -> None:
+        while self._events and self._events[0][0] <= time:
+            when, _, fn, args = heapq.heappop(self._events)
+            self.now = when
+            fn(*args)
+        self.now = time
+
+    def log(self, line: str) -> None:
+        self.trace.append(f"{self.now:>7} ms  {line}")
+
+    # -- the network ------------------------------------------------------------------------
+
+    def _delay(self) -> int:
+        return self.rng.randint(self.net.min_delay_ms, self.net.max_delay_ms)
+
+    def send(self, src: str, dst: str, payload: tuple[int, Any]) -> None:
+        if self.net.cut(src, dst) or self.rng.random() < self.net.loss:
+            return
+        copies = 2 if self.rng.random() < self.net.duplicate else 1
+        for _ in range(copies):
+            self.after(self._delay(), self._deliver, src, dst, payload)
+
+    def _deliver(self, src: str, dst: str, payload: tuple[int, Any]) -> None:
+        node = self.nodes[dst]
+        if node.core is None:
+            return
+        group, msg = payload
+        node.core.peer_message(src, group, msg)
+        node.flush()
+
+    def request(self, client: int, node_name: str, request: tuple[Any, ...]) -> None:
+        """A client's request, over a link that loses and delays like any other."""
+        if self.rng.random() < self.net.loss:
+            return
+        self.after(self._delay(), self._deliver_request, client, node_name, request)
+
+    def _deliver_request(self, client: int, node_name: str, request: tuple[Any, ...]) -> None:
+        node = self.nodes[node_name]
+        if node.core is None:
+            return
+        node.core.client_request(client, request)
+        node.flush()
+
+    def respond(self, node_name: str, client: int, response: tuple[Any, ...]) -> None:
+        if self.rng.random() < self.net.loss:
+            return
+        self.after(self._delay(), self.client_inbox, node_name, client, response)
