@@ -11,3 +11,16 @@ from kvctl import __version__
 @click.version_option(__version__, prog_name="kvctl")
 def main() -> None:
     """kvctl: a linearizable Sequence Paxos key-value store, and a Jepsen-style tester for it."""
+
+from kvctl.cli.image import image  # noqa: E402  (commands register after `main` exists)
+
+main.add_command(image)
+
+from kvctl.cli.node import node  # noqa: E402
+
+main.add_command(node)
+
+from kvctl.cli.cluster import COMMANDS as CLUSTER_COMMANDS  # noqa: E402
+
+for _command in CLUSTER_COMMANDS:
+    main.add_command(_command)

@@ -6,10 +6,11 @@ descends from: its majority was `ceil((n + 1) / 2)` with integer division first 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 
-class Ballot(NamedTuple):
+@dataclass(frozen=True, order=True, slots=True)
+class Ballot:
     """A leader's ballot, ordered by (n, priority, pid): the pid breaks every tie."""
 
     n: int

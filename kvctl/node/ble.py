@@ -42,6 +42,7 @@ class BallotLeaderElection:
         self._replies: list[HeartbeatReply] = []
         self.outbox: list[tuple[str, BleMessage]] = []
         self.leader_changed = False
+        self._start_round()
 
     def tick(self) -> None:
         self._ticks += 1
@@ -60,7 +61,7 @@ class BallotLeaderElection:
     def raise_ballot_above(self, n: int) -> None:
         """Called when Paxos has promised a ballot at least ours: outbid it next round."""
         if self.ballot.n <= n:
-            self.ballot = self.ballot._replace(n=n + 1)
+            self.ballot = Ballot(n + 1, self.ballot.priority, self.pid)
             if self.leader is not None and self.leader.pid == self.pid:
                 self.leader = None
 
@@ -81,7 +82,7 @@ class BallotLeaderElection:
                 top = reply.ballot
         if self.leader is not None and top < self.leader:
             # The leader we had did not answer, or answered that it lost its quorum.
-            self.ballot = self.ballot._replace(n=self.leader.n + 1)
+            self.ballot = Ballot(self.leader.n + 1, self.ballot.priority, self.pid)
             self.leader = None
         elif top != self.leader:
             self.leader = top

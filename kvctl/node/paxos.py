@@ -123,6 +123,12 @@ class SequencePaxos:
     def entry(self, idx: int) -> Entry:
         return self.log[idx - self.log_start]
 
+    def durable_state(self) -> DurableState:
+        """What is on disk once the last ready batch was persisted."""
+        return DurableState(
+            self.promise, self.n_accepted, self.decided_idx, self.snapshot, list(self.log)
+        )
+
     # -- inputs -----------------------------------------------------------------------------
 
     def propose(self, entry: Entry) -> bool:

@@ -1,0 +1,342 @@
+"""Cluster commands: up, down, status, kill, start, pause, resume, logs, get, put, cas, client.
+
+They act on the cluster that `kvctl up` started from the same $KVCTL_HOME (default `.kvctl/`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from kvctl.client import Client, ClientError, Failed, Indeterminate, run_sync
+from kvctl.control import BACKENDS, default_backend, get_backend
+from kvctl.control.backend import (
+    Backend,
+    BackendError,
+    ClusterSpec,
+    NodeSpec,
+    forget_spec,
+    kvctl_home,
+    load_spec,
+    save_spec,
+)
+from kvctl.control.ready import wait_until_serving
+
+T = TypeVar("T")
+
+
+def current_spec() -> ClusterSpec:
+    spec = load_spec()
+    if spec is None:
+        raise click.ClickException(
+            f"no cluster in {kvctl_home()}: start one with `kvctl up` "
+            "(or point $KVCTL_HOME at the directory of a running one)"
+        )
+    return spec
+
+
+def backend_of(spec: ClusterSpec) -> Backend:
+    try:
+        return get_backend(spec.backend)
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def addresses(spec: ClusterSpec) -> dict[str, str]:
+    return {node.name: node.address for node in spec.nodes}
+
+
+def run_client(spec: ClusterSpec, action: Callable[[Client], Awaitable[T]]) -> T:
+    """Run one client action; map the two non-results to clear messages and exit codes."""
+    try:
+        return run_sync(addresses(spec), action)
+    except Indeterminate as exc:
+        click.echo(f"outcome unknown (it may or may not have happened): {exc}", err=True)
+        raise SystemExit(3) from exc
+    except Failed as exc:
+        click.echo(f"failed: {exc}", err=True)
+        raise SystemExit(2) from exc
+
+
+@click.command()
+@click.option("--nodes", "count", default=5, show_default=True, help="How many nodes.")
+@click.option("--replication", default=3, show_default=True, help="Replicas per group.")
+@click.option("--groups", default=0, help="Replication groups (default: one per node).")
+@click.option("--name", default="kvctl", show_default=True, help="The cluster's name.")
+@click.option(
+    "--backend", type=click.Choice(BACKENDS), help="Default: docker if an engine answers."
+)
+@click.option(
+    "--hosts",
+    "hosts_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="ssh backend: a file with one host a line.",
+)
+@click.option(
+    "--read-mode",
+    type=click.Choice(["linearizable", "stale"]),
+    default="linearizable",
+    show_default=True,
+)
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for service.")
+def up(
+    count: int,
+    replication: int,
+    groups: int,
+    name: str,
+    backend: str | None,
+    hosts_file: str | None,
+    read_mode: str,
+    timeout: float,
+) -> None:
+    """Start a cluster (or restart the stopped nodes of this one) and wait until it serves."""
+    started = time.monotonic()
+    spec = load_spec()
+    if spec is None:
+        if count < 1:
+            raise click.BadParameter("at least one node", param_hint="--nodes")
+        backend = backend or default_backend()
+        spec = ClusterSpec(
+            name=name,
+            backend=backend,
+            nodes=[NodeSpec(f"n{i}", "", 0) for i in range(1, count + 1)],
+            replication=replication,
+            groups=groups,
+            read_mode=read_mode,
+        )
+        if hosts_file:
+            spec.extra["hosts_file"] = str(hosts_file)
+    elif backend and backend != spec.backend:
+        raise click.ClickException(
+            f"this directory's cluster {spec.name!r} runs on {spec.backend}; "
+            "`kvctl down --purge` it first to start another"
+        )
+    click.echo(f"starting {len(spec.nodes)} nodes on the {spec.backend} backend ...")
+    try:
+        spec = backend_of(spec).up(spec)
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    save_spec(spec)
+    try:
+        wait_until_serving(addresses(spec), timeout)
+    except TimeoutError as exc:
+        raise click.ClickException(f"{exc}; see `kvctl status` and `kvctl logs NODE`") from exc
+    for node in spec.nodes:
+        click.echo(f"  {node.name}  {node.address}")
+    click.echo(f"cluster {spec.name!r} serving in {time.monotonic() - started:.1f} s")
+
+
+@click.command()
+@click.option("--purge", is_flag=True, help="Delete the nodes' data too.")
+def down(purge: bool) -> None:
+    """Stop every node; keep their data unless --purge."""
+    spec = current_spec()
+    try:
+        backend_of(spec).down(spec, purge=purge)
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if purge:
+        forget_spec()
+    click.echo(f"cluster {spec.name!r} stopped" + (", data deleted" if purge else ", data kept"))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+def status(as_json: bool) -> None:
+    """Each node, its address, whether it runs, and each group's leader."""
+    spec = current_spec()
+    try:
+        nodes = backend_of(spec).status(spec)
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    leaders, views = _leaders(spec, [n.name for n in nodes if n.running and not n.paused])
+    doc: dict[str, Any] = {
+        "name": spec.name,
+        "backend": spec.backend,
+        "replication": spec.replication,
+        "nodes": [
+            {
+                "name": n.name,
+                "address": n.address,
+                "up": n.running and not n.paused,
+                "running": n.running,
+                "paused": n.paused,
+                "answers": n.name in views,
+            }
+            for n in nodes
+        ],
+        "groups": leaders,
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"cluster {spec.name!r} on {spec.backend}")
+    for n in doc["nodes"]:
+        state = "paused" if n["paused"] else ("up" if n["running"] else "down")
+        answers = "" if n["answers"] or state != "up" else " (not answering)"
+        click.echo(f"  {n['name']:<6} {n['address']:<22} {state}{answers}")
+    for group in leaders:
+        members = ",".join(group["members"])
+        click.echo(f"  group {group['group']}: leader {group['leader'] or '-'}  ({members})")
+
+
+def _leaders(spec: ClusterSpec, names: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Ask every running node for its view; a group's leader is the one its members name."""
+
+    async def gather(client: Client) -> dict[str, Any]:
+        views: dict[str, Any] = {}
+        for name in names:
+            try:
+                views[name] = await client.topology(name)
+            except ClientError:
+                continue
+        return views
+
+    views = run_sync(addresses(spec), gather) if names else {}
+    groups: list[dict[str, Any]] = []
+    if not views:
+        return groups, views
+    any_view = next(iter(views.values()))
+    from kvctl.node.placement import Placement
+
+    placement = Placement(tuple(any_view["nodes"]), any_view["groups"], any_view["replication"])
+    for g in range(placement.groups):
+        named = [v["leaders"].get(g) for v in views.values() if g in v["leaders"]]
+        leader = max(set(filter(None, named)), key=named.count, default=None)
+        groups.append({"group": g, "leader": leader, "members": placement.members(g)})
+    return groups, views
+
+
+def _node_action(verb: str, help_text: str) -> click.Command:
+    @click.command(verb, help=help_text)
+    @click.argument("node")
+    def command(node: str) -> None:
+        spec = current_spec()
+        try:
+            getattr(backend_of(spec), verb)(spec, node)
+        except KeyError as exc:
+            raise click.ClickException(exc.args[0]) from exc
+        except BackendError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"{node}: {verb} done")
+
+    return command
+
+
+kill = _node_action("kill", "SIGKILL a node (its data stays; `kvctl start` brings it back).")
+start = _node_action("start", "Start a stopped or killed node from its data.")
+pause = _node_action("pause", "Freeze a node (SIGSTOP / docker pause).")
+resume = _node_action("resume", "Unfreeze a paused node.")
+
+
+@click.command()
+@click.argument("node")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+def logs(node: str, follow: bool) -> None:
+    """Print a node's log."""
+    spec = current_spec()
+    try:
+        for line in backend_of(spec).logs(spec, node, follow=follow):
+            click.echo(line)
+    except KeyError as exc:
+        raise click.ClickException(exc.args[0]) from exc
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command()
+@click.argument("key")
+def get(key: str) -> None:
+    """Print KEY's value (exit 1 if it has none)."""
+    value = run_client(current_spec(), lambda c: c.read(key))
+    if value is None:
+        click.echo(f"{key} has no value", err=True)
+        raise SystemExit(1)
+    click.echo(value)
+
+
+@click.command()
+@click.argument("key")
+@click.argument("value")
+def put(key: str, value: str) -> None:
+    """Set KEY to VALUE."""
+    run_client(current_spec(), lambda c: c.write(key, value))
+    click.echo("ok")
+
+
+@click.command()
+@click.argument("key")
+@click.argument("old")
+@click.argument("new")
+def cas(key: str, old: str, new: str) -> None:
+    """Set KEY to NEW if it holds OLD: exit 0 if it swapped, 1 if the value differs."""
+    swapped = run_client(current_spec(), lambda c: c.cas(key, old, new))
+    click.echo("swapped" if swapped else "not swapped: the current value differs")
+    raise SystemExit(0 if swapped else 1)
+
+
+CONSOLE_HELP = """commands:
+  get KEY            print KEY's value
+  put KEY VALUE      set KEY to VALUE
+  cas KEY OLD NEW    set KEY to NEW if it holds OLD
+  help               this text
+  quit               leave (or Ctrl-D)"""
+
+
+@click.command()
+def client() -> None:
+    """An interactive prompt: get, put, cas, help, quit."""
+    spec = current_spec()
+    click.echo(f"connected to cluster {spec.name!r} ({len(spec.nodes)} nodes); type help")
+    asyncio.run(_console(spec))
+
+
+async def _console(spec: ClusterSpec) -> None:
+    loop = asyncio.get_running_loop()
+    async with Client(addresses(spec)) as conn:
+        while True:
+            try:
+                line = await loop.run_in_executor(None, input, "kvctl> ")
+            except (EOFError, KeyboardInterrupt):
+                click.echo()
+                return
+            try:
+                words = shlex.split(line)
+            except ValueError as exc:
+                click.echo(f"cannot parse that line: {exc}")
+                continue
+            if not words:
+                continue
+            if words[0] in ("quit", "exit"):
+                return
+            click.echo(await _console_command(conn, words))
+
+
+async def _console_command(conn: Client, words: list[str]) -> str:
+    verb, args = words[0], words[1:]
+    try:
+        if verb == "get" and len(args) == 1:
+            value = await conn.read(args[0])
+            return "(no value)" if value is None else str(value)
+        if verb == "put" and len(args) == 2:
+            await conn.write(args[0], args[1])
+            return "ok"
+        if verb == "cas" and len(args) == 3:
+            swapped = await conn.cas(*args)
+            return "swapped" if swapped else "not swapped: the current value differs"
+    except Indeterminate as exc:
+        return f"outcome unknown (it may or may not have happened): {exc}"
+    except Failed as exc:
+        return f"failed: {exc}"
+    return CONSOLE_HELP
+
+
+COMMANDS = [up, down, status, kill, start, pause, resume, logs, get, put, cas, client]

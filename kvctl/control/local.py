@@ -1,0 +1,171 @@
+"""The local backend: every node a process on this machine, listening on 127.0.0.1.
+
+For development and for machines without Docker. Nodes are detached from the terminal
+(their own session) so they outlive `kvctl up`; their pid, output and data live under
+`$KVCTL_HOME/nodes/<name>/`. There are no per-node network faults here: `exec` runs on the
+host itself, so the nemesis offers only kill and pause on this backend.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from kvctl.control.backend import (
+    BackendError,
+    ClusterSpec,
+    ExecResult,
+    NodeStatus,
+    kvctl_home,
+)
+
+LOOPBACK = "127.0.0.1"
+
+
+class LocalBackend:
+    def up(self, spec: ClusterSpec) -> ClusterSpec:
+        for node in spec.nodes:
+            if not node.port:
+                node.host, node.port = LOOPBACK, _free_port()
+        for node in spec.nodes:
+            if not self._running(node.name):
+                self.start(spec, node.name)
+        return spec
+
+    def down(self, spec: ClusterSpec, purge: bool = False) -> None:
+        for node in spec.nodes:
+            self._stop(node.name)
+        if purge:
+            shutil.rmtree(kvctl_home() / "nodes", ignore_errors=True)
+
+    def status(self, spec: ClusterSpec) -> list[NodeStatus]:
+        return [
+            NodeStatus(
+                node.name,
+                node.address,
+                running=self._running(node.name),
+                paused=self._state(node.name) == "T",
+            )
+            for node in spec.nodes
+        ]
+
+    def kill(self, spec: ClusterSpec, node: str) -> None:
+        self._signal(spec, node, signal.SIGKILL)
+
+    def start(self, spec: ClusterSpec, node: str) -> None:
+        target = spec.node(node)
+        if self._running(node):
+            return
+        _check_port_free(target.port)
+        home = _node_dir(node)
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "kvctl", *spec.node_argv(target, str(home / "data"))]
+        argv[argv.index("--listen") + 1] = f"{LOOPBACK}:{target.port}"
+        with open(home / "output.log", "ab") as output:
+            process = subprocess.Popen(
+                argv,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        (home / "pid").write_text(str(process.pid))
+
+    def pause(self, spec: ClusterSpec, node: str) -> None:
+        self._signal(spec, node, signal.SIGSTOP)
+
+    def resume(self, spec: ClusterSpec, node: str) -> None:
+        self._signal(spec, node, signal.SIGCONT)
+
+    def exec(self, spec: ClusterSpec, node: str, argv: list[str]) -> ExecResult:
+        spec.node(node)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return ExecResult(done.returncode, done.stdout + done.stderr)
+
+    def logs(self, spec: ClusterSpec, node: str, follow: bool = False) -> Iterator[str]:
+        spec.node(node)
+        path = _node_dir(node) / "output.log"
+        if not path.exists():
+            raise BackendError(f"{node} has no log yet: was it ever started?")
+        with open(path, errors="replace") as lines:
+            while True:
+                line = lines.readline()
+                if line:
+                    yield line.rstrip("\n")
+                elif not follow:
+                    return
+                else:
+                    time.sleep(0.2)
+
+    # -- processes --------------------------------------------------------------------------
+
+    def _pid(self, node: str) -> int | None:
+        try:
+            return int((_node_dir(node) / "pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _state(self, node: str) -> str | None:
+        """The process state letter from /proc (R, S, T, Z...), None if it is gone."""
+        pid = self._pid(node)
+        if pid is None:
+            return None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if b"kvctl" not in cmdline:
+            return None  # the pid was reused by another program
+        return stat.rpartition(")")[2].split()[0]
+
+    def _running(self, node: str) -> bool:
+        return self._state(node) not in (None, "Z", "X")
+
+    def _signal(self, spec: ClusterSpec, node: str, sig: signal.Signals) -> None:
+        spec.node(node)
+        pid = self._pid(node)
+        if pid is None or not self._running(node):
+            raise BackendError(f"{node} is not running")
+        os.kill(pid, sig)
+
+    def _stop(self, node: str) -> None:
+        pid = self._pid(node)
+        if pid is None or not self._running(node):
+            return
+        os.kill(pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while self._running(node) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._running(node):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _node_dir(node: str) -> Path:
+    return kvctl_home() / "nodes" / node
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as exc:
+            raise BackendError(
+                f"port {port} on {LOOPBACK} is in use by another program; "
+                "`kvctl down --purge` and `kvctl up` again to pick new ports"
+            ) from exc

@@ -1,0 +1,296 @@
+"""The asyncio host around `NodeCore`: sockets, the tick timer and the write-ahead log.
+
+One TCP port serves peers and clients; a connection's first frame says which it is
+(`("peer", name)` or `("client",)`), and the two are handled by separate code paths. Each node
+sends to a peer over its own outbound connection (reconnecting with backoff) and receives on
+the peer's. After any input the server schedules one flush for the current loop iteration:
+take the core's ready batch, fsync its records, then send its messages and responses. That is
+the group commit: everything that arrived together shares one fsync and one frame per peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kvctl.node.core import NodeCore
+from kvctl.node.durable import DurableState
+from kvctl.node.placement import Placement
+from kvctl.node.replica import Timing
+from kvctl.node.storage import Storage
+from kvctl.node.wire import (
+    CLIENT_FRAME_LIMIT,
+    PEER_FRAME_LIMIT,
+    FrameDecoder,
+    FrameError,
+    decode_peer_message,
+    encode_peer_message,
+    frame,
+)
+
+log = logging.getLogger("kvctl.node")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    listen_host: str
+    listen_port: int
+    peers: dict[str, tuple[str, int]]  # every node of the cluster, this one included
+    data_dir: Path
+    groups: int
+    replication: int
+    read_mode: str = "linearizable"
+    tick_ms: int = 10
+
+
+class NodeServer:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.storage = Storage(config.data_dir)
+        placement = Placement(tuple(config.peers), config.groups, config.replication)
+        self.core = NodeCore(
+            config.name,
+            placement,
+            self.storage.load(),
+            read_mode=config.read_mode,
+            timing=Timing(),
+        )
+        self.links = {
+            name: PeerLink(self, name, addr)
+            for name, addr in config.peers.items()
+            if name != config.name
+        }
+        self.clients: dict[int, asyncio.Transport] = {}
+        self._next_conn = 0
+        self._flush_scheduled = False
+        self._stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: Inbound(self),
+            self.config.listen_host,
+            self.config.listen_port,
+            reuse_address=True,
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopped.set)
+        log.info(
+            "node %s listening on %s:%d, groups %s, read mode %s",
+            self.config.name,
+            self.config.listen_host,
+            self.config.listen_port,
+            sorted(self.core.replicas),
+            self.config.read_mode,
+        )
+        for link in self.links.values():
+            link.start()
+        ticker = asyncio.create_task(self._tick_forever())
+        stopped = asyncio.create_task(self._stopped.wait())
+        try:
+            await asyncio.wait([ticker, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if ticker.done():
+                ticker.result()  # a bug in the core: fail loudly rather than limp on
+        finally:
+            stopped.cancel()
+            ticker.cancel()
+            server.close()
+            for link in self.links.values():
+                link.stop()
+            self.storage.close()
+            log.info("node %s stopped", self.config.name)
+
+    async def _tick_forever(self) -> None:
+        interval = self.config.tick_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            self.core.tick()
+            self.flush()
+
+    def schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        ready = self.core.take_ready()
+        if ready.persist:
+            self.storage.append(ready.persist)
+            if self.storage.size > self.storage.rewrite_bytes:
+                self.storage.rewrite(self._durable_states())
+        outgoing: dict[str, list[Any]] = defaultdict(list)
+        for dst, group, msg in ready.messages:
+            outgoing[dst].append(encode_peer_message(group, msg))
+        for dst, batch in outgoing.items():
+            link = self.links.get(dst)
+            if link is not None:
+                link.send(frame(batch))
+        replies: dict[int, list[Any]] = defaultdict(list)
+        for conn, response in ready.responses:
+            replies[conn].append(response)
+        for conn, batch in replies.items():
+            transport = self.clients.get(conn)
+            if transport is not None and not transport.is_closing():
+                transport.write(frame(batch))
+
+    def _durable_states(self) -> dict[int, DurableState]:
+        return {
+            group: replica.paxos.durable_state() for group, replica in self.core.replicas.items()
+        }
+
+    def new_client(self, transport: asyncio.Transport) -> int:
+        self._next_conn += 1
+        self.clients[self._next_conn] = transport
+        return self._next_conn
+
+
+class Inbound(asyncio.Protocol):
+    """One accepted connection: a peer's stream of messages or a client's requests."""
+
+    def __init__(self, server: NodeServer) -> None:
+        self.server = server
+        self.decoder = FrameDecoder(CLIENT_FRAME_LIMIT)
+        self.transport: asyncio.Transport | None = None
+        self.peer: str | None = None
+        self.conn: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.server.clients.pop(self.conn, None)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for obj in self.decoder.feed(data):
+                self._on_frame(obj)
+        except FrameError as exc:
+            self._close(str(exc))
+        except Exception:  # a bug must cost one connection, never the node
+            log.exception("error handling a frame from %s", self._who())
+            self._close("internal error")
+        self.server.schedule_flush()
+
+    def _on_frame(self, obj: Any) -> None:
+        core = self.server.core
+        if self.peer is not None:
+            for raw in obj:
+                group, msg = decode_peer_message(raw)
+                core.peer_message(self.peer, group, msg)
+        elif self.conn is not None:
+            if not isinstance(obj, tuple | list):
+                raise FrameError("a client frame must be a list of requests")
+            for request in obj:
+                if not isinstance(request, tuple | list):
+                    raise FrameError("a request must be a list")
+                core.client_request(self.conn, tuple(request))
+        else:
+            self._handshake(obj)
+
+    def _handshake(self, obj: Any) -> None:
+        if isinstance(obj, tuple) and obj[:1] == ("peer",) and len(obj) == 2:
+            if obj[1] not in self.server.links:
+                raise FrameError(f"unknown peer {obj[1]!r}")
+            self.peer = obj[1]
+            self.decoder.limit = PEER_FRAME_LIMIT
+        elif obj == ("client",):
+            assert self.transport is not None
+            self.conn = self.server.new_client(self.transport)
+        else:
+            raise FrameError("the first frame must be ('peer', name) or ('client',)")
+
+    def _who(self) -> str:
+        if self.transport is None:
+            return "?"
+        name = self.peer or "client"
+        return f"{name} {self.transport.get_extra_info('peername')}"
+
+    def _close(self, reason: str) -> None:
+        log.warning("closing connection from %s: %s", self._who(), reason)
+        if self.transport is not None:
+            self.transport.close()
+
+
+class PeerLink:
+    """Our outbound connection to one peer. Messages sent while it is down are dropped:
+    the protocol repairs loss (resend ticks, resync on gaps)."""
+
+    def __init__(self, server: NodeServer, name: str, addr: tuple[str, int]) -> None:
+        self.server = server
+        self.name = name
+        self.addr = addr
+        self.transport: asyncio.Transport | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._maintain())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def _maintain(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = 0.05
+        while True:
+            lost: asyncio.Future[None] = loop.create_future()
+            protocol = _Outbound(lost)
+            try:
+                transport, _ = await asyncio.wait_for(
+                    loop.create_connection(lambda p=protocol: p, *self.addr), timeout=2
+                )
+            except (TimeoutError, OSError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            delay = 0.05
+            transport.write(frame(("peer", self.server.config.name)))
+            self.transport = transport
+            log.info("connected to %s at %s:%d", self.name, *self.addr)
+            with contextlib.suppress(Exception):
+                await lost
+            self.transport = None
+            log.info("lost connection to %s", self.name)
+
+
+class _Outbound(asyncio.Protocol):
+    def __init__(self, lost: asyncio.Future[None]) -> None:
+        self.lost = lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+def serve(config: NodeConfig) -> None:
+    """Run a node until SIGTERM or SIGINT."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [
+        logging.StreamHandler(),
+        logging.FileHandler(config.data_dir / "node.log"),
+    ]
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+    )
+    asyncio.run(NodeServer(config).run())

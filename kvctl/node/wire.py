@@ -1,0 +1,104 @@
+"""Framing and codecs, shared by the server and the client.
+
+A frame is a 4-byte big-endian length and a msgpack payload. The decoder refuses a frame
+longer than its limit before buffering it, so a client's bytes can cost a node at most one
+closed connection. Peer frames hold lists of [group, tag, *fields] messages; client frames hold
+lists of request tuples. Ballots and snapshots travel as msgpack extension types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from kvctl.node.ballot import Ballot
+from kvctl.node.messages import PEER_MESSAGES, Snapshot
+
+CLIENT_FRAME_LIMIT = 4 << 20
+PEER_FRAME_LIMIT = 256 << 20
+_HEADER = 4
+
+_BALLOT, _SNAPSHOT = 1, 2
+_TAG = {cls: tag for tag, cls in enumerate(PEER_MESSAGES)}
+
+
+class FrameError(Exception):
+    """The peer sent bytes that are not a valid frame: close its connection."""
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Ballot):
+        return msgpack.ExtType(_BALLOT, msgpack.packb((obj.n, obj.priority, obj.pid)))
+    if isinstance(obj, Snapshot):
+        return msgpack.ExtType(_SNAPSHOT, msgpack.packb((obj.index, obj.state), default=_default))
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _BALLOT:
+        n, priority, pid = msgpack.unpackb(data)
+        return Ballot(n, priority, pid)
+    if code == _SNAPSHOT:
+        index, state = msgpack.unpackb(data, use_list=False, ext_hook=_ext_hook)
+        return Snapshot(index, state)
+    raise FrameError(f"unknown extension type {code}")
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, default=_default)
+
+
+def unpack(payload: bytes) -> Any:
+    return msgpack.unpackb(
+        payload, use_list=False, ext_hook=_ext_hook, strict_map_key=False, raw=False
+    )
+
+
+def frame(obj: Any) -> bytes:
+    payload = pack(obj)
+    return len(payload).to_bytes(_HEADER, "big") + payload
+
+
+class FrameDecoder:
+    """Feed bytes as they arrive; get back every complete frame's object."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        self._buffer += data
+        out = []
+        buffer = self._buffer
+        pos = 0
+        while len(buffer) - pos >= _HEADER:
+            size = int.from_bytes(buffer[pos : pos + _HEADER], "big")
+            if size > self.limit:
+                raise FrameError(f"frame of {size} bytes exceeds the limit of {self.limit}")
+            end = pos + _HEADER + size
+            if len(buffer) < end:
+                break
+            try:
+                out.append(unpack(bytes(buffer[pos + _HEADER : end])))
+            except FrameError:
+                raise
+            except Exception as exc:  # msgpack raises several types for bad bytes
+                raise FrameError(f"undecodable frame: {exc}") from exc
+            pos = end
+        del buffer[:pos]
+        return out
+
+
+def encode_peer_message(group: int, msg: Any) -> tuple[Any, ...]:
+    return (group, _TAG[type(msg)], *(getattr(msg, f) for f in msg.__slots__))
+
+
+def decode_peer_message(raw: Any) -> tuple[int, Any]:
+    """(group, message) from [group, tag, *fields]; FrameError if it is not one."""
+    try:
+        group, tag, *fields = raw
+        cls = PEER_MESSAGES[tag]
+        return group, cls(*fields)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise FrameError(f"malformed peer message: {exc}") from exc
