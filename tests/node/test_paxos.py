@@ -1,0 +1,182 @@
+"""Scenario tests of the Sequence Paxos core, one rule each."""
+
+from __future__ import annotations
+
+from kvctl.node.ballot import Ballot
+from kvctl.node.messages import AcceptDecide, Accepted, NotAccepted, PrepareReq, Snapshot
+from kvctl.node.paxos import Phase
+
+from .harness import PaxosNet
+
+ABC = ["a", "b", "c"]
+
+
+def test_a_leader_decides_on_every_replica():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",), ("y",))
+    net.deliver()
+    assert all(net.decided[m] == [("x",), ("y",)] for m in ABC)
+    assert all(net.disk[m].entries == [("x",), ("y",)] for m in ABC)
+
+
+def test_nothing_is_decided_without_a_majority():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.crash("b")
+    net.crash("c")
+    net.propose("a", ("x",))
+    net.deliver()
+    assert net.decided["a"] == []
+
+
+def test_proposals_during_prepare_wait_for_the_accept_phase():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.propose("a", ("early",))
+    assert net.nodes["a"].phase is Phase.PREPARE
+    net.deliver()
+    assert net.decided["c"] == [("early",)]
+
+
+def test_new_leader_adopts_the_accepted_suffix_of_a_majority():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",))
+    # b accepts x, c never hears of it, and a dies before anyone learns it is decided.
+    net.deliver(
+        drop=lambda src, dst, msg: (
+            dst == "c"
+            or (dst == "b" and src == "a" and isinstance(msg, AcceptDecide) and msg.decided_idx > 0)
+        )
+    )
+    net.crash("a")
+    net.elect("c", 2)
+    net.deliver()
+    assert net.decided["b"] == [("x",)]
+    assert net.decided["c"] == [("x",)]
+
+
+def test_a_stale_leader_is_rejected_and_steps_down():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.elect("b", 2)
+    net.deliver(drop=lambda src, dst, msg: "a" in (src, dst))
+    net.propose("a", ("stale",))
+    sent = []
+    net.deliver(drop=lambda src, dst, msg: sent.append((src, dst, msg)) is not None)
+    replies = []
+    for src, dst, msg in sent:
+        if dst != "a":
+            net.nodes[dst].handle(src, msg)
+            replies.extend(net.nodes[dst].take_ready().messages)
+    assert any(isinstance(m, NotAccepted) and m.ballot == Ballot(2, 0, "b") for _, m in replies)
+    for _, msg in replies:
+        net.nodes["a"].handle("b", msg)
+    assert not net.nodes["a"].is_leader
+    assert net.decided["b"] == [] and net.decided["c"] == []
+
+
+def test_a_crashed_follower_recovers_from_disk_and_catches_up():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",))
+    net.deliver()
+    net.crash("c")
+    net.propose("a", ("y",), ("z",))
+    net.deliver()
+    net.restart("c")
+    assert net.nodes["c"].phase is Phase.RECOVER
+    net.deliver()  # its PrepareReq makes the leader resync it
+    assert net.disk["c"].entries == [("x",), ("y",), ("z",)]
+    assert net.decided["c"] == [("x",), ("y",), ("z",)]
+
+
+def test_a_gap_in_the_stream_asks_for_a_resync_instead_of_accepting():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",))
+    net.deliver(drop=lambda src, dst, msg: dst == "c" and isinstance(msg, AcceptDecide))
+    net.propose("a", ("y",))
+    net.flush("a")
+    to_c = [m for m in net.queue if m[1] == "c"]
+    net.queue = [m for m in net.queue if m[1] != "c"]
+    net.nodes["c"].handle("a", to_c[0][2])
+    ready = net.nodes["c"].take_ready()
+    assert [type(m) for _, m in ready.messages] == [PrepareReq]
+    assert net.nodes["c"].log == []  # nothing appended out of order
+    net.queue.extend(("c", dst, m) for dst, m in ready.messages)
+    net.deliver()
+    assert net.decided["c"] == [("x",), ("y",)]
+
+
+def test_a_duplicate_or_late_message_never_truncates_the_log():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",))
+    net.flush("a")
+    first = next(m for m in net.queue if m[1] == "b")[2]
+    net.deliver()
+    net.propose("a", ("y",))
+    net.deliver()
+    before = list(net.nodes["b"].log)
+    net.nodes["b"].handle("a", first)  # replayed: an old seq
+    ready = net.nodes["b"].take_ready()
+    assert net.nodes["b"].log == before == [("x",), ("y",)]
+    assert not [op for op in ready.persist if op[0] == "log"]
+
+
+def test_even_sized_groups_need_three_of_four():
+    net = PaxosNet(["a", "b", "c", "d"])
+    assert net.nodes["a"].quorum == 3
+    net.elect("a", 1)
+    net.deliver()
+    net.crash("c")
+    net.crash("d")
+    net.propose("a", ("x",))
+    net.deliver()
+    assert net.decided["a"] == []
+    net.restart("c")
+    net.deliver()
+    net.tick(25)  # the resend timer probes the lagging
+    net.deliver()
+    assert net.decided["a"] == [("x",)]
+
+
+def test_accepted_from_an_older_ballot_does_not_count():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.crash("b")
+    net.crash("c")
+    net.propose("a", ("x",))
+    net.flush("a")
+    net.nodes["a"].handle("b", Accepted(Ballot(0, 0, "a"), 1))
+    net.flush("a")
+    assert net.decided["a"] == []
+
+
+def test_a_lagging_replica_catches_up_from_a_snapshot():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.crash("c")
+    net.propose("a", ("x",), ("y",), ("z",))
+    net.deliver()
+    net.nodes["a"].compact(Snapshot(3, {"state": "after z"}))
+    net.flush("a")
+    assert net.nodes["a"].log == [] and net.disk["a"].log_start == 3
+    net.restart("c")
+    net.deliver()
+    assert net.decided["c"] == [("snapshot", 3)]
+    assert net.disk["c"].snapshot == Snapshot(3, {"state": "after z"})
+    net.propose("a", ("w",))
+    net.deliver()
+    assert net.decided["c"] == [("snapshot", 3), ("w",)]
