@@ -1,0 +1,386 @@
+"""The Docker backend: each node a container on a bridge network of its cluster's own.
+
+Everything goes through the Docker SDK. A cluster NAME is a network NAME with a fixed subnet,
+containers NAME-n1.. at fixed addresses (so the host and the nodes reach each other directly,
+and a restarted node keeps its address), and a volume NAME-n1-data per node that outlives the
+containers: `down` keeps it, `down --purge` removes it. Every object is labelled `kvctl=NAME`,
+which is how `down` finds them and how a name taken by someone else is told from our own.
+Containers get NET_ADMIN (for the nemesis's iptables and tc), never --privileged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+import socket
+import struct
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from docker.client import DockerClient, from_env
+from docker.errors import APIError, DockerException, NotFound
+from docker.models.containers import Container
+from docker.models.networks import Network
+from docker.types import IPAMConfig, IPAMPool
+
+from kvctl.control.backend import (
+    DEFAULT_PORT,
+    BackendError,
+    ClusterSpec,
+    ExecResult,
+    NodeSpec,
+    NodeStatus,
+)
+from kvctl.control.image import BuildProgress, ensure_node_image
+
+CLUSTER_LABEL = "kvctl"  # value: the cluster's name
+NODE_LABEL = "kvctl.node"
+CONFIG_LABEL = "kvctl.config"  # digest of what a container was created with
+SUBNET_LABEL = "kvctl.subnet"  # on volumes: the subnet to come back to after `down`
+DATA_DIR = "/data"
+SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
+FIRST_HOST = 11  # n1 is x.x.x.11: low addresses stay free for the gateway
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def engine_available() -> bool:
+    """True when a Docker engine answers (the CLI then makes docker the default backend)."""
+    try:
+        from_env(timeout=5).ping()
+    except DockerException:
+        return False
+    return True
+
+
+def connect() -> DockerClient:
+    """A client of the engine that DOCKER_HOST names (or the local socket), or a clear error."""
+    try:
+        client = from_env(timeout=120)
+        client.ping()
+    except DockerException as err:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise BackendError(
+            f"no Docker engine answers at {where} ({err}): start one, point DOCKER_HOST at "
+            "it, or use --backend local"
+        ) from err
+    return client
+
+
+class DockerBackend:
+    """Start, stop and fault a cluster's containers (see the module docstring)."""
+
+    name = "docker"
+
+    def __init__(self, client: DockerClient | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    # -- up / down ------------------------------------------------------------------------
+
+    def up(self, spec: ClusterSpec) -> ClusterSpec:
+        """Build the image if needed, then create what is missing and start every node."""
+        check_name(spec.name)
+        with BuildProgress() as progress:
+            image = ensure_node_image(self.client, progress)
+        network = self._network(spec)
+        subnet = ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
+        if subnet.num_addresses < FIRST_HOST + len(spec.nodes) + 1:
+            raise BackendError(f"subnet {subnet} of network {network.name} is too small")
+        nodes = [
+            replace(
+                n,
+                host=str(subnet.network_address + FIRST_HOST + i),
+                port=DEFAULT_PORT,
+                extra={**n.extra, "container": container_name(spec, n.name)},
+            )
+            for i, n in enumerate(spec.nodes)
+        ]
+        spec = replace(
+            spec,
+            backend=self.name,
+            nodes=nodes,
+            extra={**spec.extra, "image": image, "network": network.name, "subnet": str(subnet)},
+        )
+        self._remove_extra_nodes(spec)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda n: self._run_node(spec, n), spec.nodes))
+        return spec
+
+    def down(self, spec: ClusterSpec, purge: bool = False) -> None:
+        """Remove the containers and the network; the volumes too if `purge`."""
+        check_name(spec.name)
+        owned = {"label": f"{CLUSTER_LABEL}={spec.name}"}
+        containers = self.client.containers.list(all=True, filters=owned)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda c: c.remove(force=True), containers))
+        for network in self.client.networks.list(filters=owned):
+            network.remove()
+        if purge:
+            for volume in self.client.volumes.list(filters=owned):
+                volume.remove(force=True)
+
+    def _network(self, spec: ClusterSpec) -> Network:
+        """The cluster's network: ours if it exists, else a new one on a free subnet."""
+        try:
+            network = self.client.networks.get(spec.name)
+        except NotFound:
+            return self._create_network(spec)
+        labels = network.attrs.get("Labels") or {}
+        self._check_owned(labels, spec, f"a Docker network named {network.name}")
+        return network
+
+    def _create_network(self, spec: ClusterSpec) -> Network:
+        wanted = spec.extra.get("subnet") or self._remembered_subnet(spec)
+        candidates = [parse_subnet(wanted)] if wanted else self._free_subnets()
+        for subnet in candidates:
+            try:
+                return self.client.networks.create(
+                    spec.name,
+                    driver="bridge",
+                    labels={CLUSTER_LABEL: spec.name},
+                    ipam=IPAMConfig(
+                        pool_configs=[
+                            IPAMPool(
+                                subnet=str(subnet), gateway=str(subnet.network_address + 1)
+                            )
+                        ]
+                    ),
+                )
+            except APIError as err:
+                overlap = "overlap" in str(err.explanation)
+                if not overlap or wanted:
+                    reason = "is taken" if overlap else "cannot be used"
+                    raise BackendError(
+                        f"subnet {subnet} {reason}: {err.explanation} (choose another subnet, "
+                        "or leave it to kvctl)"
+                    ) from err
+        raise BackendError(f"no free /24 subnet left in {SUBNET_POOL} for cluster {spec.name}")
+
+    def _remembered_subnet(self, spec: ClusterSpec) -> str:
+        """The subnet the cluster had before `down`, so its nodes come back at their addresses."""
+        owned = {"label": f"{CLUSTER_LABEL}={spec.name}"}
+        for volume in self.client.volumes.list(filters=owned):
+            subnet = (volume.attrs.get("Labels") or {}).get(SUBNET_LABEL)
+            if subnet and not overlaps(parse_subnet(subnet), self._taken_subnets()):
+                return subnet
+        return ""
+
+    def _free_subnets(self) -> Iterator[Subnet]:
+        taken = self._taken_subnets()
+        for subnet in SUBNET_POOL.subnets(new_prefix=24):
+            if not overlaps(subnet, taken):
+                yield subnet
+
+    def _taken_subnets(self) -> list[Subnet]:
+        """Subnets of the machine's routes and of every Docker network."""
+        taken: list[Subnet] = list(host_routes())
+        for network in self.client.networks.list():
+            for pool in (network.attrs.get("IPAM") or {}).get("Config") or []:
+                if pool.get("Subnet"):
+                    taken.append(ipaddress.ip_network(pool["Subnet"], strict=False))
+        return taken
+
+    # -- one node ------------------------------------------------------------------------
+
+    def _run_node(self, spec: ClusterSpec, node: NodeSpec) -> None:
+        """Leave a container that runs as configured alone; start or recreate any other."""
+        volume = self._volume(spec, node)
+        argv = spec.node_argv(node, f"{DATA_DIR}/db")
+        # The image tag is itself a digest of the code, so equal configs run equal nodes.
+        config = repr((spec.extra["image"], argv, node.host, spec.name))
+        config = hashlib.sha256(config.encode()).hexdigest()
+        name = container_name(spec, node.name)
+        try:
+            container = self.client.containers.get(name)
+        except NotFound:
+            container = None
+        if container is not None:
+            self._check_owned(container.labels, spec, f"a container named {name}")
+            if container.labels.get(CONFIG_LABEL) == config:
+                if container.status == "paused":
+                    container.unpause()
+                elif container.status != "running":
+                    container.start()
+                return
+            container.remove(force=True)
+        network = spec.extra["network"]
+        try:
+            self.client.containers.run(
+                spec.extra["image"],
+                ["kvctl-node", *argv],
+                name=name,
+                hostname=node.name,
+                detach=True,
+                init=True,
+                cap_add=["NET_ADMIN"],
+                labels={CLUSTER_LABEL: spec.name, NODE_LABEL: node.name, CONFIG_LABEL: config},
+                volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
+                network=network,
+                networking_config={
+                    network: self.client.api.create_endpoint_config(ipv4_address=node.host)
+                },
+            )
+        except APIError as err:
+            raise BackendError(f"cannot start container {name}: {err.explanation}") from err
+
+    def _volume(self, spec: ClusterSpec, node: NodeSpec) -> str:
+        name = f"{container_name(spec, node.name)}-data"
+        try:
+            volume = self.client.volumes.get(name)
+        except NotFound:
+            labels = {
+                CLUSTER_LABEL: spec.name,
+                NODE_LABEL: node.name,
+                SUBNET_LABEL: spec.extra["subnet"],
+            }
+            self.client.volumes.create(name, labels=labels)
+            return name
+        self._check_owned(volume.attrs.get("Labels") or {}, spec, f"a volume named {name}")
+        return name
+
+    def _remove_extra_nodes(self, spec: ClusterSpec) -> None:
+        """Containers of this cluster beyond its current nodes (after `up` with fewer)."""
+        wanted = {container_name(spec, n.name) for n in spec.nodes}
+        owned = {"label": f"{CLUSTER_LABEL}={spec.name}"}
+        for container in self.client.containers.list(all=True, filters=owned):
+            if container.name not in wanted:
+                container.remove(force=True)
+
+    @staticmethod
+    def _check_owned(labels: dict[str, str], spec: ClusterSpec, what: str) -> None:
+        if labels.get(CLUSTER_LABEL) != spec.name:
+            raise BackendError(
+                f"{what} already exists and is not kvctl's cluster {spec.name!r}: "
+                "choose another name with --name, or remove it"
+            )
+
+    def _container(self, spec: ClusterSpec, node: str) -> Container:
+        try:
+            spec.node(node)
+        except KeyError as err:
+            raise BackendError(err.args[0]) from err
+        name = container_name(spec, node)
+        try:
+            return self.client.containers.get(name)
+        except NotFound as err:
+            raise BackendError(
+                f"node {node} has no container {name}: is the cluster up? (kvctl up)"
+            ) from err
+
+    # -- status and faults ----------------------------------------------------------------
+
+    def status(self, spec: ClusterSpec) -> list[NodeStatus]:
+        result = []
+        for node in spec.nodes:
+            try:
+                container = self.client.containers.get(container_name(spec, node.name))
+            except NotFound:
+                result.append(NodeStatus(node.name, node.address, False, detail="no container"))
+                continue
+            state = container.attrs["State"]
+            detail = state["Status"]
+            if state["Status"] == "exited":
+                detail = f"exited ({state['ExitCode']})"
+            result.append(
+                NodeStatus(
+                    node.name,
+                    node.address,
+                    running=bool(state["Running"]),
+                    paused=bool(state["Paused"]),
+                    detail=detail,
+                )
+            )
+        return result
+
+    def kill(self, spec: ClusterSpec, node: str) -> None:
+        """SIGKILL the container: the node dies mid-flight, its volume stays."""
+        self._act(spec, node, "kill")
+
+    def start(self, spec: ClusterSpec, node: str) -> None:
+        container = self._container(spec, node)
+        if container.status == "paused":
+            container.unpause()
+        elif container.status != "running":
+            self._act(spec, node, "start")
+
+    def pause(self, spec: ClusterSpec, node: str) -> None:
+        """Freeze every process of the node (cgroup freezer): a process that stops answering."""
+        self._act(spec, node, "pause")
+
+    def resume(self, spec: ClusterSpec, node: str) -> None:
+        self._act(spec, node, "unpause")
+
+    def _act(self, spec: ClusterSpec, node: str, action: str) -> None:
+        container = self._container(spec, node)
+        try:
+            getattr(container, action)()
+        except APIError as err:
+            raise BackendError(f"cannot {action} {node}: {err.explanation}") from err
+
+    def exec(self, spec: ClusterSpec, node: str, argv: list[str]) -> ExecResult:
+        container = self._container(spec, node)
+        try:
+            code, output = container.exec_run(argv)
+        except APIError as err:
+            raise BackendError(f"cannot run {argv[0]} on {node}: {err.explanation}") from err
+        return ExecResult(code, output.decode(errors="replace"))
+
+    def logs(self, spec: ClusterSpec, node: str, follow: bool = False) -> Iterator[str]:
+        """The node's output, line by line; with `follow`, until the container stops."""
+        container = self._container(spec, node)
+        pending = b""
+        for chunk in container.logs(stream=True, follow=follow):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode(errors="replace")
+        if pending:
+            yield pending.decode(errors="replace")
+
+
+def container_name(spec: ClusterSpec, node: str) -> str:
+    return f"{spec.name}-{node}"
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise BackendError(
+            f"cluster name {name!r} cannot name Docker objects: use letters, digits, '_', '.' "
+            "and '-', starting with a letter or digit"
+        )
+
+
+def parse_subnet(text: str) -> Subnet:
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError as err:
+        raise BackendError(f"{text!r} is not a subnet: {err}") from err
+
+
+def overlaps(subnet: Subnet, taken: list[Subnet]) -> bool:
+    return any(subnet.overlaps(other) for other in taken if other.version == subnet.version)
+
+
+def host_routes(
+    table: Path = Path("/proc/net/route"),
+) -> Iterator[ipaddress.IPv4Network]:
+    """The machine's IPv4 routes other than the default: a subnet there is not free for us."""
+    if not table.is_file():
+        return
+    for line in table.read_text().splitlines()[1:]:
+        fields = line.split()
+        destination, mask = (struct.pack("<I", int(f, 16)) for f in (fields[1], fields[7]))
+        if mask != b"\0\0\0\0":
+            yield ipaddress.ip_network(
+                f"{socket.inet_ntoa(destination)}/{socket.inet_ntoa(mask)}", strict=False
+            )

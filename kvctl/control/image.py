@@ -1,0 +1,302 @@
+"""The node image, built without a registry: a Debian base from Debian packages, then our code.
+
+Two layers with different lifetimes. The base (`kvbase:RELEASE`, recipe in docker/base.sh)
+takes half a minute to bootstrap with mmdebstrap, so it is imported once and reused while it
+exists; a base that is already present, or that `KVCTL_BASE_IMAGE` names and the engine can
+pull, is used instead. The node image (`kvctl-node:DIGEST`, recipe in docker/Dockerfile) only
+adds the `kvctl` package, and is tagged by a digest of everything that goes into it, so that
+a change to the code (or the base) makes `kvctl up` rebuild it, and nothing else does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from docker.client import DockerClient
+from docker.errors import APIError, ImageNotFound
+from rich.console import Console
+from rich.status import Status
+
+import kvctl
+from kvctl.control.backend import BackendError
+
+BASE_REPOSITORY = "kvbase"
+NODE_REPOSITORY = "kvctl-node"
+KIND_LABEL = "kvctl.image"  # "base" or "node" (set in docker/Dockerfile): images kvctl made
+DEFAULT_RELEASE = "bookworm"
+
+
+class ImageError(BackendError):
+    """The node image cannot be had: no mirror, no mmdebstrap, a failed build."""
+
+
+class BuildProgress:
+    """What a build shows: a line per finished stage, and a spinner with the latest detail.
+
+    Why a class: the spinner should appear only when something is built, so `kvctl up` with
+    the image present prints nothing, and it must stop cleanly even when the build fails.
+    """
+
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self._status: Status | None = None
+        self._stage = ""
+        self._started = 0.0
+
+    def stage(self, message: str) -> None:
+        """Begin a stage (and close the previous one with its duration)."""
+        self._finish_stage()
+        self._stage, self._started = message, time.monotonic()
+        if self.quiet:
+            return
+        if self._status is None:
+            self._status = self.console.status(message)
+            self._status.start()
+        self._status.update(message)
+
+    def detail(self, line: str) -> None:
+        """Show the latest output of the running stage, replacing the previous line."""
+        if self._status is not None and line.strip():
+            self._status.update(f"{self._stage}: [dim]{line.strip()[:100]}[/dim]")
+
+    def _finish_stage(self) -> None:
+        if self._stage and not self.quiet:
+            took = time.monotonic() - self._started
+            self.console.print(f"[green]✓[/green] {self._stage} ({took:.1f} s)")
+        self._stage = ""
+
+    def __enter__(self) -> BuildProgress:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self._finish_stage()
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def recipe_dir() -> Path:
+    """docker/ beside the package: the image recipe ships with a source checkout."""
+    path = Path(kvctl.__file__).resolve().parent.parent / "docker"
+    if not (path / "Dockerfile").is_file():
+        raise ImageError(
+            f"the image recipe is not at {path}: build the node image from a source checkout "
+            "of kvctl (pip install -e .)"
+        )
+    return path
+
+
+def debian_release(os_release: Path = Path("/etc/os-release")) -> str:
+    """The machine's own Debian release, whose mirror is configured; bookworm elsewhere."""
+    fields: dict[str, str] = {}
+    if os_release.is_file():
+        for line in os_release.read_text().splitlines():
+            key, _, value = line.partition("=")
+            fields[key] = value.strip().strip('"')
+    if fields.get("ID") == "debian" and fields.get("VERSION_CODENAME"):
+        return fields["VERSION_CODENAME"]
+    return DEFAULT_RELEASE
+
+
+def base_tag() -> str:
+    return f"{BASE_REPOSITORY}:{debian_release()}"
+
+
+def ensure_base(client: DockerClient, progress: BuildProgress, rebuild: bool) -> str:
+    """The reference of a base image present locally, bootstrapping one if there is none."""
+    configured = os.environ.get("KVCTL_BASE_IMAGE", "")
+    if not rebuild:
+        for reference in filter(None, [configured, base_tag()]):
+            if _present(client, reference):
+                return reference
+        if configured and _pulled(client, configured, progress):
+            return configured
+    return bootstrap_base(client, progress)
+
+
+def _present(client: DockerClient, reference: str) -> bool:
+    try:
+        client.images.get(reference)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def _pulled(client: DockerClient, reference: str, progress: BuildProgress) -> bool:
+    progress.stage(f"pulling base image {reference}")
+    try:
+        client.images.pull(reference)
+    except APIError as err:
+        progress.console.print(f"[yellow]cannot pull {reference}[/yellow]: {err.explanation}")
+        return False
+    return True
+
+
+def bootstrap_base(client: DockerClient, progress: BuildProgress) -> str:
+    """Run docker/base.sh (mmdebstrap) into a temporary tar and import it as kvbase:RELEASE.
+
+    The tar goes to a file rather than a pipe so that a half-finished bootstrap can never be
+    imported as an image.
+    """
+    release, tag = debian_release(), base_tag()
+    if shutil.which("mmdebstrap") is None:
+        raise ImageError(
+            "building the base image needs mmdebstrap, which is not installed: "
+            "apt-get install mmdebstrap (or set KVCTL_BASE_IMAGE to a base image you have)"
+        )
+    with tempfile.TemporaryDirectory(prefix="kvbase-") as tmp:
+        rootfs = Path(tmp) / "rootfs.tar"
+        progress.stage(f"bootstrapping Debian {release} with mmdebstrap")
+        _run_streamed(["bash", str(recipe_dir() / "base.sh"), release, str(rootfs)], progress)
+        progress.stage(f"importing {tag}")
+        try:
+            client.api.import_image_from_file(
+                str(rootfs),
+                repository=BASE_REPOSITORY,
+                tag=release,
+                changes=["ENV LANG=C.UTF-8", f"LABEL {KIND_LABEL}=base", 'CMD ["/bin/bash"]'],
+            )
+        except APIError as err:
+            raise ImageError(
+                f"the engine refused to import the base image: {err.explanation}"
+            ) from err
+    if not _present(client, tag):
+        raise ImageError(f"the base image was imported but {tag} is not there")
+    return tag
+
+
+def _run_streamed(argv: list[str], progress: BuildProgress) -> None:
+    """Run a command, showing each output line as a detail; fail with its last lines."""
+    tail: deque[str] = deque(maxlen=15)
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            progress.detail(line)
+    if proc.returncode != 0:
+        raise ImageError(
+            f"{' '.join(argv[:2])} failed (exit {proc.returncode}); its last lines:\n"
+            + "\n".join(tail)
+        )
+
+
+def package_files() -> list[tuple[str, Path]]:
+    """(name under kvctl/, file) for every file of the package: what a node runs."""
+    package = Path(kvctl.__file__).resolve().parent
+    return [
+        (f"kvctl/{path.relative_to(package).as_posix()}", path)
+        for path in sorted(package.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    ]
+
+
+def context_files() -> list[tuple[str, Path]]:
+    """(name in the build context, file) for the Dockerfile, bin/ and the kvctl package."""
+    recipe = recipe_dir()
+    files = [("Dockerfile", recipe / "Dockerfile")]
+    files += [(f"bin/{p.name}", p) for p in sorted((recipe / "bin").iterdir()) if p.is_file()]
+    return files + package_files()
+
+
+def digest(files: list[tuple[str, Path]], base_id: str) -> str:
+    """A digest of what the node image is made of: its files (names, modes, bytes) and base."""
+    sha = hashlib.sha256(base_id.encode())
+    for name, path in files:
+        sha.update(f"\0{name}\0{path.stat().st_mode & 0o111:o}\0".encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
+def build_context(files: list[tuple[str, Path]]) -> io.BytesIO:
+    """The build context as an in-memory tar (a few hundred KiB), with normalized owners."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, path in files:
+            info = tar.gettarinfo(str(path), arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+    buffer.seek(0)
+    return buffer
+
+
+def ensure_node_image(
+    client: DockerClient, progress: BuildProgress | None = None, rebuild: bool = False
+) -> str:
+    """The tag of an up-to-date node image, building what is missing (everything if rebuild)."""
+    progress = progress or BuildProgress(quiet=True)
+    base = ensure_base(client, progress, rebuild)
+    files = context_files()
+    tag = f"{NODE_REPOSITORY}:{digest(files, client.images.get(base).id)[:12]}"
+    if rebuild or not _present(client, tag):
+        progress.stage(f"building {tag} on {base}")
+        _build(client, files, base, tag, progress)
+        _remove_stale(client, keep=tag)
+    return tag
+
+
+def _build(
+    client: DockerClient,
+    files: list[tuple[str, Path]],
+    base: str,
+    tag: str,
+    progress: BuildProgress,
+) -> None:
+    """Build through the classic builder, never pulling: FROM names the local base."""
+    tail: deque[str] = deque(maxlen=15)
+    try:
+        for event in client.api.build(
+            fileobj=build_context(files),
+            custom_context=True,
+            tag=tag,
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            buildargs={"BASE": base},
+        ):
+            for line in _event_lines(event):
+                tail.append(line)
+                progress.detail(line)
+            if "error" in event:
+                log = "\n".join(tail)
+                raise ImageError(f"building {tag} failed: {event['error'].strip()}\n{log}")
+    except APIError as err:
+        raise ImageError(f"building {tag} failed: {err.explanation}") from err
+
+
+def _event_lines(event: dict[str, Any]) -> Iterator[str]:
+    text = event.get("stream") or event.get("status") or ""
+    yield from (line for line in str(text).splitlines() if line.strip())
+
+
+def _remove_stale(client: DockerClient, keep: str) -> None:
+    """Drop node images of older code; one still used by a container stays (best effort)."""
+    for image in client.images.list(filters={"label": f"{KIND_LABEL}=node"}):
+        for tag in image.tags:
+            if tag != keep and tag.startswith(f"{NODE_REPOSITORY}:"):
+                with contextlib.suppress(APIError):
+                    client.images.remove(tag)
