@@ -24,3 +24,7 @@ from kvctl.cli.cluster import COMMANDS as CLUSTER_COMMANDS  # noqa: E402
 
 for _command in CLUSTER_COMMANDS:
     main.add_command(_command)
+
+from kvctl.cli.sim import sim  # noqa: E402
+
+main.add_command(sim)

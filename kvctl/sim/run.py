@@ -10,6 +10,8 @@ every acknowledged write survived the crashes.
 
 from __future__ import annotations
 
+import random
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,12 +75,18 @@ class _SafetyMonitor:
             self.world.log("VIOLATION " + text)
 
 
-def run_seed(seed: int) -> SimResult:
-    rng_world = World(seed, ["n1"], groups=1, replication=1)  # draws the configuration
-    rng = rng_world.rng
-    size = rng.choice([3, 3, 4, 5])
-    replication = rng.choice([3, size])
-    groups = rng.choice([1, 2, size])
+def run_seed(
+    seed: int,
+    *,
+    size: int | None = None,
+    replication: int | None = None,
+    groups: int | None = None,
+) -> SimResult:
+    """Run one seed; the cluster's shape is drawn from the seed unless given."""
+    rng = random.Random(seed)
+    size = size or rng.choice([3, 3, 4, 5])
+    replication = replication or rng.choice([3, size])
+    groups = groups or rng.choice([1, 2, size])
     nodes = [f"n{i}" for i in range(1, size + 1)]
     world = World(rng.getrandbits(32), nodes, groups=groups, replication=replication)
     config = f"{size} nodes, {groups} groups, replication {replication}"
@@ -86,28 +94,40 @@ def run_seed(seed: int) -> SimResult:
     nemesis = Nemesis(world)
     monitor = _SafetyMonitor(world, clients)
     world.log(f"seed {seed}: {config}")
-    nemesis.start()
-    step = 50
-    while world.now < FAULT_MS:
-        world.run_until(world.now + step)
-        monitor.check()
-    nemesis.heal()
-    clients.running = False
-    while world.now < FAULT_MS + HEAL_MS and clients.busy:
-        world.run_until(world.now + step)
-        monitor.check()
-    clients.final_reads()
-    deadline = world.now + HEAL_MS
-    while world.now < deadline and clients.busy:
-        world.run_until(world.now + step)
-        monitor.check()
     result = SimResult(seed, config, monitor.violations, history=clients.history)
-    if clients.busy:
-        result.violations.append("liveness: operations still pending after the faults healed")
-    final = [e for e in clients.history[-2 * len(clients.keys) :] if e["type"] != "invoke"]
-    if any(e["type"] != "ok" for e in final):
-        result.violations.append(f"liveness: a final read did not succeed: {final}")
+    try:
+        _run_phases(world, clients, nemesis, monitor)
+    except Exception as exc:  # a core that raises is a finding, reported with its seed
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        result.violations.append(
+            f"crash: {type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
+        )
+    else:
+        final = [e for e in clients.history[-2 * len(clients.keys) :] if e["type"] != "invoke"]
+        if clients.busy:
+            result.violations.append("liveness: operations pending after the faults healed")
+        elif any(e["type"] != "ok" for e in final):
+            result.violations.append(f"liveness: a final read did not succeed: {final}")
     result.ops_ok = sum(1 for e in clients.history if e["type"] == "ok")
     result.ops_info = sum(1 for e in clients.history if e["type"] == "info")
     result.trace = list(world.trace)
     return result
+
+
+def _run_phases(
+    world: World, clients: SimClients, nemesis: Nemesis, monitor: _SafetyMonitor
+) -> None:
+    """Faults, then healing until the clients are done, then a final read of every key."""
+
+    def run(until: int) -> None:
+        while world.now < until and (clients.running or clients.busy):
+            world.run_until(world.now + 50)
+            monitor.check()
+
+    nemesis.start()
+    run(FAULT_MS)
+    nemesis.heal()
+    clients.running = False
+    run(FAULT_MS + HEAL_MS)
+    clients.final_reads()
+    run(world.now + HEAL_MS)
