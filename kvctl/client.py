@@ -164,13 +164,20 @@ class Client:
         deadline = loop.time() + self.timeout
         maybe_sent = False
         last_error = "no node reachable"
-        group = await self._group_of(key)
+        group: int | None = None
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 if maybe_sent:
                     raise Indeterminate(last_error)
                 raise Failed(last_error)
+            if group is None:
+                try:
+                    group = await self._group_of(key)
+                except Failed as exc:  # no node answers yet: keep trying until the deadline
+                    last_error = str(exc)
+                    await asyncio.sleep(min(0.1, remaining))
+                    continue
             node = self._pick(group)
             try:
                 conn = await self._connection(node)

@@ -1,0 +1,61 @@
+"""The CLI as a user types it, in a fresh directory: exit codes and messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def kvctl(cwd, *args, check=False):
+    done = subprocess.run(
+        [sys.executable, "-m", "kvctl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_commands_without_a_cluster_say_how_to_start_one(tmp_path):
+    done = kvctl(tmp_path, "get", "k")
+    assert done.returncode == 1
+    assert "kvctl up" in done.stderr
+
+
+def test_unknown_node_and_bad_options_are_clear(tmp_path):
+    done = kvctl(tmp_path, "node", "--name", "x", "--data-dir", "d", "--cluster", "y=h:1")
+    assert done.returncode == 2 and "'x' is not in --cluster" in done.stderr
+
+
+@pytest.mark.slow
+def test_up_put_get_cas_status_down(tmp_path):
+    up = kvctl(tmp_path, "up", "--backend", "local", "--nodes", "3", check=True)
+    try:
+        assert "serving" in up.stdout
+        assert kvctl(tmp_path, "put", "greeting", "hello", check=True).stdout.strip() == "ok"
+        assert kvctl(tmp_path, "get", "greeting", check=True).stdout.strip() == "hello"
+        assert kvctl(tmp_path, "cas", "greeting", "hello", "bye").returncode == 0
+        assert kvctl(tmp_path, "cas", "greeting", "hello", "again").returncode == 1
+        assert kvctl(tmp_path, "get", "nothing").returncode == 1
+        status = json.loads(kvctl(tmp_path, "status", "--json", check=True).stdout)
+        assert [n["up"] for n in status["nodes"]] == [True, True, True]
+        assert all(g["leader"] in ("n1", "n2", "n3") for g in status["groups"])
+        assert kvctl(tmp_path, "kill", "n9").returncode == 1
+        kvctl(tmp_path, "kill", "n2", check=True)
+        status = json.loads(kvctl(tmp_path, "status", "--json", check=True).stdout)
+        assert [n["up"] for n in status["nodes"]] == [True, False, True]
+        assert kvctl(tmp_path, "get", "greeting", check=True).stdout.strip() == "bye"
+        kvctl(tmp_path, "start", "n2", check=True)
+        kvctl(tmp_path, "down", check=True)
+        kvctl(tmp_path, "up", check=True)  # same directory: the same cluster, data kept
+        assert kvctl(tmp_path, "get", "greeting", check=True).stdout.strip() == "bye"
+    finally:
+        kvctl(tmp_path, "down", "--purge")
+    assert not (tmp_path / ".kvctl" / "cluster.json").exists()
