@@ -28,3 +28,11 @@ for _command in CLUSTER_COMMANDS:
 from kvctl.cli.sim import sim  # noqa: E402
 
 main.add_command(sim)
+
+from kvctl.cli.check import check  # noqa: E402
+
+main.add_command(check)
+
+from kvctl.cli.bench import bench  # noqa: E402
+
+main.add_command(bench)

@@ -19,6 +19,12 @@ from kvctl.node.messages import Entry, Snapshot
 PersistOp = tuple[Any, ...]
 
 
+def needs_fsync(op: PersistOp) -> bool:
+    """A decided index can be learned again from the others after a crash: it is written
+    but not fsynced on its own. Everything else is a promise to the others."""
+    return op[0] != "decided"
+
+
 @dataclass
 class DurableState:
     promise: Ballot = ZERO

@@ -138,3 +138,9 @@ PEER_MESSAGES: tuple[type, ...] = (
     ClientForward,
     ClientForwardReply,
 )
+
+
+# Replies that vouch for state on disk: a host sends them only after its fsync completes.
+# Everything else may leave before: a leader's Accept goes out while its own fsync runs,
+# and the leader counts itself only in a later step, after that fsync returned.
+AFTER_FSYNC: tuple[type, ...] = (Promise, Accepted, ClientForwardReply)

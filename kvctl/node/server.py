@@ -21,6 +21,7 @@ from typing import Any
 
 from kvctl.node.core import NodeCore
 from kvctl.node.durable import DurableState
+from kvctl.node.messages import AFTER_FSYNC
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
 from kvctl.node.storage import Storage
@@ -123,19 +124,17 @@ class NodeServer:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
+        """Send what may leave before the fsync, fsync, then send what vouches for it."""
         self._flush_scheduled = False
         ready = self.core.take_ready()
+        early = [m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)]
+        self._send(early)
         if ready.persist:
             self.storage.append(ready.persist)
             if self.storage.size > self.storage.rewrite_bytes:
                 self.storage.rewrite(self._durable_states())
-        outgoing: dict[str, list[Any]] = defaultdict(list)
-        for dst, group, msg in ready.messages:
-            outgoing[dst].append(encode_peer_message(group, msg))
-        for dst, batch in outgoing.items():
-            link = self.links.get(dst)
-            if link is not None:
-                link.send(frame(batch))
+        if len(early) < len(ready.messages):
+            self._send([m for m in ready.messages if isinstance(m[2], AFTER_FSYNC)])
         replies: dict[int, list[Any]] = defaultdict(list)
         for conn, response in ready.responses:
             replies[conn].append(response)
@@ -143,6 +142,15 @@ class NodeServer:
             transport = self.clients.get(conn)
             if transport is not None and not transport.is_closing():
                 transport.write(frame(batch))
+
+    def _send(self, messages: list[tuple[str, int, Any]]) -> None:
+        outgoing: dict[str, list[Any]] = defaultdict(list)
+        for dst, group, msg in messages:
+            outgoing[dst].append(encode_peer_message(group, msg))
+        for dst, batch in outgoing.items():
+            link = self.links.get(dst)
+            if link is not None:
+                link.send(frame(batch))
 
     def _durable_states(self) -> dict[int, DurableState]:
         return {

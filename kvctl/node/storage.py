@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from kvctl.node.durable import DurableState, PersistOp
+from kvctl.node.durable import DurableState, PersistOp, needs_fsync
 from kvctl.node.wire import pack, unpack
 
 log = logging.getLogger("kvctl.storage")
@@ -54,10 +54,12 @@ class Storage:
         return self._file.tell()
 
     def append(self, records: list[tuple[int, PersistOp]]) -> None:
-        """Write and fsync: only then may the messages that depend on them be sent."""
+        """Write, and fsync unless every record may be lost (see `needs_fsync`): only then
+        may the messages that vouch for them be sent."""
         self._file.write(b"".join(_record(group, op) for group, op in records))
         self._file.flush()
-        os.fdatasync(self._file.fileno())
+        if any(needs_fsync(op) for _, op in records):
+            os.fdatasync(self._file.fileno())
 
     def rewrite(self, states: dict[int, DurableState]) -> None:
         """Replace the log by the current state of every group, atomically."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvctl.node.core import NodeCore, NodeReady
-from kvctl.node.durable import DurableState
+from kvctl.node.durable import DurableState, needs_fsync
+from kvctl.node.messages import AFTER_FSYNC
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
 
@@ -40,6 +41,7 @@ class SimNode:
         self.world = world
         self.name = name
         self.disk: list[tuple[int, Any]] = []  # durable (group, op) records
+        self.unsynced: list[tuple[int, Any]] = []  # written, waiting for the next fsync
         self.core: NodeCore | None = None
         self.incarnation = 0
         self.fsync_done_at = 0
@@ -65,6 +67,7 @@ class SimNode:
 
     def crash(self) -> None:
         self.core = None
+        self.unsynced = []  # written but never fsynced: gone
         self.incarnation += 1
 
     def _tick(self, incarnation: int) -> None:
@@ -75,21 +78,31 @@ class SimNode:
         self.world.after(TICK_MS, self._tick, incarnation)
 
     def flush(self) -> None:
-        """Take the core's ready batch; it takes effect when its fsync completes."""
+        """Take the core's ready batch. Messages that vouch for nothing leave now; the rest,
+        and the records, take effect when the simulated fsync completes."""
         if self.core is None:
             return
         ready = self.core.take_ready()
-        if not (ready.persist or ready.messages or ready.responses):
+        later = []
+        for dst, group, msg in ready.messages:
+            if isinstance(msg, AFTER_FSYNC):
+                later.append((dst, group, msg))
+            else:
+                self.world.send(self.name, dst, (group, msg))
+        if not (ready.persist or later or ready.responses):
             return
         start = max(self.world.now, self.fsync_done_at)
         self.fsync_done_at = start + (self.world.rng.randint(0, 2) if ready.persist else 0)
-        self.world.at(self.fsync_done_at, self._synced, self.incarnation, ready)
+        self.world.at(self.fsync_done_at, self._synced, self.incarnation, ready, later)
 
-    def _synced(self, incarnation: int, ready: NodeReady) -> None:
+    def _synced(self, incarnation: int, ready: NodeReady, later: list[Any]) -> None:
         if incarnation != self.incarnation:
-            return  # crashed before the fsync completed: writes and messages are lost
-        self.disk.extend(ready.persist)
-        for dst, group, msg in ready.messages:
+            return  # crashed before the fsync completed: writes and replies are lost
+        self.unsynced.extend(ready.persist)
+        if any(needs_fsync(op) for _, op in ready.persist):
+            self.disk.extend(self.unsynced)
+            self.unsynced = []
+        for dst, group, msg in later:
             self.world.send(self.name, dst, (group, msg))
         for conn, response in ready.responses:
             self.world.respond(self.name, conn, response)
