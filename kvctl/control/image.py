@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -37,6 +38,7 @@ BASE_REPOSITORY = "kvbase"
 NODE_REPOSITORY = "kvctl-node"
 KIND_LABEL = "kvctl.image"  # "base" or "node" (set in docker/Dockerfile): images kvctl made
 DEFAULT_RELEASE = "bookworm"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class ImageError(BackendError):
@@ -289,8 +291,9 @@ def _build(
 
 
 def _event_lines(event: dict[str, Any]) -> Iterator[str]:
-    text = event.get("stream") or event.get("status") or ""
-    yield from (line for line in str(text).splitlines() if line.strip())
+    """The text lines of one build event, without the colour codes the engine adds."""
+    text = ANSI_ESCAPE.sub("", str(event.get("stream") or event.get("status") or ""))
+    yield from (line for line in text.splitlines() if line.strip())
 
 
 def _remove_stale(client: DockerClient, keep: str) -> None:

@@ -67,8 +67,10 @@ kill -CONT "$p"; kill -TERM "$p"
 for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || exit 0; sleep 0.5; done
 kill -KILL "$p"
 """
-CHECK_PYTHON = (
-    "python3 -c 'import sys; assert sys.version_info >= (3, 11); import msgpack, click'"
+# Run after the upload: exactly the imports a node makes, with the host's own Python.
+CHECK_NODE = (
+    "python3 -c 'import sys; assert sys.version_info >= (3, 11), \"python3 < 3.11\"' && "
+    'PYTHONPATH="$PWD/lib" python3 -m kvctl node --help >/dev/null'
 )
 
 
@@ -155,9 +157,7 @@ class SshBackend:
             if host.key_file:
                 extra["ssh_key"] = host.key_file
             nodes.append(
-                replace(
-                    node, host=host.address, port=DEFAULT_PORT + i // len(hosts), extra=extra
-                )
+                replace(node, host=host.address, port=DEFAULT_PORT + i // len(hosts), extra=extra)
             )
         spec = replace(spec, backend=self.name, nodes=nodes)
         archive = package_archive()
@@ -168,12 +168,7 @@ class SshBackend:
         return spec
 
     def _install(self, spec: ClusterSpec, host: Host, archive: bytes) -> None:
-        """Check the host's Python, then unpack the package into ~/.kvctl/CLUSTER/lib."""
-        if self._run(host, CHECK_PYTHON).exit_code != 0:
-            raise BackendError(
-                f"{host.label}: a node needs python3 >= 3.11 with msgpack and click "
-                "(on Debian: apt-get install python3 python3-msgpack python3-click)"
-            )
+        """Unpack the package into ~/.kvctl/CLUSTER/lib; check that a node can start there."""
         directory = f"{REMOTE_ROOT}/{spec.name}"
         self._run_checked(host, f"mkdir -p {shlex.quote(directory)}")
         with self._client(host).open_sftp() as sftp:
@@ -183,6 +178,14 @@ class SshBackend:
             f"cd {shlex.quote(directory)} && rm -rf lib.new && mkdir lib.new && "
             "tar -xzf kvctl.tar.gz -C lib.new && rm -rf lib kvctl.tar.gz && mv lib.new lib",
         )
+        check = self._run(host, f"cd {shlex.quote(directory)} && {CHECK_NODE}")
+        if check.exit_code != 0:
+            lines = check.output.strip().splitlines() or ["python3 is missing"]
+            raise BackendError(
+                f"{host.label}: a node cannot start there ({lines[-1]}); it needs python3 "
+                ">= 3.11 with msgpack and click (Debian: apt-get install python3-msgpack "
+                "python3-click)"
+            )
 
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:
         """Stop every node (TERM, then KILL after 5 s); with purge, delete its directory."""
