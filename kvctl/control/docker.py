@@ -65,8 +65,8 @@ def connect() -> DockerClient:
     except DockerException as err:
         where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         raise BackendError(
-            f"no Docker engine answers at {where} ({err}): start one, point DOCKER_HOST at "
-            "it, or use --backend local"
+            f"no Docker engine answers at {where} ({err}): start one, or point DOCKER_HOST "
+            "at one (`kvctl up --backend local` runs nodes without Docker)"
         ) from err
     return client
 
@@ -150,9 +150,7 @@ class DockerBackend:
                     labels={CLUSTER_LABEL: spec.name},
                     ipam=IPAMConfig(
                         pool_configs=[
-                            IPAMPool(
-                                subnet=str(subnet), gateway=str(subnet.network_address + 1)
-                            )
+                            IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))
                         ]
                     ),
                 )

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from docker.client import DockerClient
-from docker.errors import APIError, ImageNotFound
+from docker.errors import APIError, DockerException, ImageNotFound
 from rich.console import Console
 from rich.status import Status
 
@@ -69,6 +69,12 @@ class BuildProgress:
             self._status = self.console.status(message)
             self._status.start()
         self._status.update(message)
+
+    def fail(self, reason: str) -> None:
+        """End the running stage as failed: the build goes on another way (pull, then bootstrap)."""
+        if self._stage and not self.quiet:
+            self.console.print(f"[yellow]✗[/yellow] {self._stage}: {reason}")
+        self._stage = ""
 
     def detail(self, line: str) -> None:
         """Show the latest output of the running stage, replacing the previous line."""
@@ -125,14 +131,17 @@ def base_tag() -> str:
 
 
 def ensure_base(client: DockerClient, progress: BuildProgress, rebuild: bool) -> str:
-    """The reference of a base image present locally, bootstrapping one if there is none."""
+    """The base to build on, bootstrapping one only when there is no other way.
+
+    KVCTL_BASE_IMAGE, when set, is used if it is present or can be pulled; otherwise our
+    kvbase:RELEASE if present. `rebuild` bootstraps a fresh kvbase regardless.
+    """
     configured = os.environ.get("KVCTL_BASE_IMAGE", "")
     if not rebuild:
-        for reference in filter(None, [configured, base_tag()]):
-            if _present(client, reference):
-                return reference
-        if configured and _pulled(client, configured, progress):
+        if configured and (_present(client, configured) or _pulled(client, configured, progress)):
             return configured
+        if _present(client, base_tag()):
+            return base_tag()
     return bootstrap_base(client, progress)
 
 
@@ -148,8 +157,8 @@ def _pulled(client: DockerClient, reference: str, progress: BuildProgress) -> bo
     progress.stage(f"pulling base image {reference}")
     try:
         client.images.pull(reference)
-    except APIError as err:
-        progress.console.print(f"[yellow]cannot pull {reference}[/yellow]: {err.explanation}")
+    except DockerException as err:
+        progress.fail(str(getattr(err, "explanation", None) or err))
         return False
     return True
 

@@ -9,7 +9,13 @@ import pytest
 from cluster_helpers import TEST_LABEL
 from docker.client import DockerClient
 
-from kvctl.control.image import BuildProgress, ImageError, base_tag, ensure_node_image
+from kvctl.control.image import (
+    BuildProgress,
+    ImageError,
+    base_tag,
+    ensure_base,
+    ensure_node_image,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -68,6 +74,24 @@ def test_present_image_is_reused_without_a_build(
     assert ensure_node_image(docker_client) == node_image
     assert time.monotonic() - started < 2.0
     assert docker_client.images.get(node_image).id == before
+
+
+def test_a_configured_base_present_locally_is_used(
+    docker_client: DockerClient, node_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docker_client.images.get(base_tag()).tag("kvtest-base", "copy")
+    try:
+        monkeypatch.setenv("KVCTL_BASE_IMAGE", "kvtest-base:copy")
+        assert ensure_base(docker_client, BuildProgress(quiet=True), False) == "kvtest-base:copy"
+    finally:
+        docker_client.images.remove("kvtest-base:copy")
+
+
+def test_a_configured_base_that_cannot_be_pulled_falls_back_to_ours(
+    docker_client: DockerClient, node_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KVCTL_BASE_IMAGE", "localhost:1/kvtest-nowhere:1")  # nothing listens
+    assert ensure_base(docker_client, BuildProgress(quiet=True), False) == base_tag()
 
 
 @pytest.fixture
