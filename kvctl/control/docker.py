@@ -16,9 +16,10 @@ import os
 import re
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 
 from docker.client import DockerClient, from_env
@@ -109,11 +110,11 @@ class DockerBackend:
             spec,
             backend=self.name,
             nodes=nodes,
-            extra={**spec.extra, "image": image, "network": network.name, "subnet": str(subnet)},
+            extra={**spec.extra, "image": image, "network": network.name},
         )
         self._remove_extra_nodes(spec)
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda n: self._run_node(spec, n), spec.nodes))
+            list(pool.map(lambda n: self._run_node(spec, n, str(subnet)), spec.nodes))
         return spec
 
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:
@@ -124,7 +125,13 @@ class DockerBackend:
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda c: c.remove(force=True), containers))
         for network in self.client.networks.list(filters=owned):
-            network.remove()
+            try:
+                network.remove()
+            except APIError as err:
+                raise BackendError(
+                    f"cannot remove network {network.name}: {err.explanation} (a container "
+                    "kvctl did not start is attached to it)"
+                ) from err
         if purge:
             for volume in self.client.volumes.list(filters=owned):
                 volume.remove(force=True)
@@ -140,8 +147,14 @@ class DockerBackend:
         return network
 
     def _create_network(self, spec: ClusterSpec) -> Network:
-        wanted = spec.extra.get("subnet") or self._remembered_subnet(spec)
-        candidates = [parse_subnet(wanted)] if wanted else self._free_subnets()
+        """A subnet asked for in spec.extra["subnet"] is that one or an error; otherwise the
+        one the cluster had before, or the first free /24 of SUBNET_POOL."""
+        wanted = spec.extra.get("subnet", "")
+        candidates: Iterable[Subnet] = (
+            [parse_subnet(wanted)]
+            if wanted
+            else chain(self._remembered_subnet(spec), self._free_subnets())
+        )
         for subnet in candidates:
             try:
                 return self.client.networks.create(
@@ -164,14 +177,15 @@ class DockerBackend:
                     ) from err
         raise BackendError(f"no free /24 subnet left in {SUBNET_POOL} for cluster {spec.name}")
 
-    def _remembered_subnet(self, spec: ClusterSpec) -> str:
-        """The subnet the cluster had before `down`, so its nodes come back at their addresses."""
+    def _remembered_subnet(self, spec: ClusterSpec) -> list[Subnet]:
+        """The subnet the cluster had before `down`, if free: its nodes come back at their
+        old addresses."""
         owned = {"label": f"{CLUSTER_LABEL}={spec.name}"}
         for volume in self.client.volumes.list(filters=owned):
             subnet = (volume.attrs.get("Labels") or {}).get(SUBNET_LABEL)
             if subnet and not overlaps(parse_subnet(subnet), self._taken_subnets()):
-                return subnet
-        return ""
+                return [parse_subnet(subnet)]
+        return []
 
     def _free_subnets(self) -> Iterator[Subnet]:
         taken = self._taken_subnets()
@@ -190,9 +204,9 @@ class DockerBackend:
 
     # -- one node ------------------------------------------------------------------------
 
-    def _run_node(self, spec: ClusterSpec, node: NodeSpec) -> None:
+    def _run_node(self, spec: ClusterSpec, node: NodeSpec, subnet: str) -> None:
         """Leave a container that runs as configured alone; start or recreate any other."""
-        volume = self._volume(spec, node)
+        volume = self._volume(spec, node, subnet)
         argv = spec.node_argv(node, f"{DATA_DIR}/db")
         # The image tag is itself a digest of the code, so equal configs run equal nodes.
         config = repr((spec.extra["image"], argv, node.host, spec.name))
@@ -231,7 +245,7 @@ class DockerBackend:
         except APIError as err:
             raise BackendError(f"cannot start container {name}: {err.explanation}") from err
 
-    def _volume(self, spec: ClusterSpec, node: NodeSpec) -> str:
+    def _volume(self, spec: ClusterSpec, node: NodeSpec, subnet: str) -> str:
         name = f"{container_name(spec, node.name)}-data"
         try:
             volume = self.client.volumes.get(name)
@@ -239,7 +253,7 @@ class DockerBackend:
             labels = {
                 CLUSTER_LABEL: spec.name,
                 NODE_LABEL: node.name,
-                SUBNET_LABEL: spec.extra["subnet"],
+                SUBNET_LABEL: subnet,
             }
             self.client.volumes.create(name, labels=labels)
             return name

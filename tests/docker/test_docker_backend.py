@@ -33,7 +33,8 @@ def cluster(backend: DockerBackend) -> Iterator[ClusterSpec]:
 def test_containers_are_labelled_capped_and_addressed(
     docker_client: DockerClient, cluster: ClusterSpec
 ) -> None:
-    subnet = ipaddress.ip_network(cluster.extra["subnet"])
+    network = docker_client.networks.get(cluster.extra["network"])
+    subnet = ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
     for node in cluster.nodes:
         container = docker_client.containers.get(node.extra["container"])
         assert container.labels["kvctl"] == cluster.name
