@@ -68,8 +68,13 @@ class Event(NamedTuple):
             d["index"] = self.index
         if self.time is not None:
             d["time"] = self.time
-        d.update(process=self.process, type=self.type, f=self.f, key=thaw(self.key),
-                 value=thaw(self.value))
+        d.update(
+            process=self.process,
+            type=self.type,
+            f=self.f,
+            key=thaw(self.key),
+            value=thaw(self.value),
+        )
         return d
 
 
@@ -174,8 +179,16 @@ def _event(d: Any, line: int, source: str) -> Event:
             raise HistoryError(f"{where}: {name} must be a number, not {v!r}")
         numbers[name] = None if v is None else int(v)
     process = freeze(d["process"])
-    return Event(process, d["type"], d["f"], freeze(d.get("key")), freeze(d.get("value")),
-                 numbers["time"], numbers["index"], line)
+    return Event(
+        process,
+        d["type"],
+        d["f"],
+        freeze(d.get("key")),
+        freeze(d.get("value")),
+        numbers["time"],
+        numbers["index"],
+        line,
+    )
 
 
 def _ranks(events: list[Event]) -> dict[int, int]:
@@ -200,7 +213,8 @@ def _pair(events: list[Event], rank: dict[int, int], source: str) -> list[Op]:
             if e.process in open_:
                 raise HistoryError(
                     f"{where}: process {e.process} invokes again while its {open_[e.process].f} "
-                    f"from line {open_[e.process].line} has not completed")
+                    f"from line {open_[e.process].line} has not completed"
+                )
             open_[e.process] = e
             slot[e.process] = len(pairs)
             pairs.append((e, None))
@@ -209,8 +223,10 @@ def _pair(events: list[Event], rank: dict[int, int], source: str) -> list[Op]:
         if inv is None:
             raise HistoryError(f"{where}: process {e.process} completes {e.f} it never invoked")
         if inv.f != e.f:
-            raise HistoryError(f"{where}: process {e.process} completes {e.f} but invoked {inv.f} "
-                               f"at line {inv.line}")
+            raise HistoryError(
+                f"{where}: process {e.process} completes {e.f} but invoked {inv.f} "
+                f"at line {inv.line}"
+            )
         if rank[id(e)] < rank[id(inv)]:
             raise HistoryError(f"{where}: completes before its invocation at line {inv.line}")
         pairs[slot[e.process]] = (inv, e)
@@ -218,7 +234,19 @@ def _pair(events: list[Event], rank: dict[int, int], source: str) -> list[Op]:
     for n, (inv, done) in enumerate(pairs):
         status = "info" if done is None else done.type
         known = status in ("ok", "fail")
-        ops.append(Op(n, inv.process, inv.f, inv.key, inv.value,
-                      done.value if status == "ok" else None, status, rank[id(inv)],
-                      rank[id(done)] if known else None, inv, done))
+        ops.append(
+            Op(
+                n,
+                inv.process,
+                inv.f,
+                inv.key,
+                inv.value,
+                done.value if status == "ok" else None,
+                status,
+                rank[id(inv)],
+                rank[id(done)] if known else None,
+                inv,
+                done,
+            )
+        )
     return ops

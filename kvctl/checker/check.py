@@ -1,0 +1,141 @@
+"""Check a history: split it by key, and decide each key with the graph, then the search."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kvctl.checker.explain import Words, failure
+from kvctl.checker.graph import constrain
+from kvctl.checker.kv import Kv
+from kvctl.checker.model import choose, show
+from kvctl.checker.mutex import Mutex
+from kvctl.checker.parallel import run
+from kvctl.checker.register import Register
+from kvctl.checker.search import search, symmetric_before
+from kvctl.checker.txn import MultiRegister
+from kvctl.history import History, Op
+
+MODELS: tuple[type[Any], ...] = (Register, Kv, MultiRegister, Mutex)
+DEFAULT_BUDGET = 60.0
+EXPLAIN_BUDGET = 2.0
+
+
+@dataclass
+class KeyResult:
+    """The verdict for one key. `order` holds operation ids: a linearization when valid, the
+    longest linearizable prefix found when invalid; `blocked` the operation that cannot be
+    placed (None when a graph cycle decided)."""
+
+    key: Hashable
+    valid: bool | str
+    explanation: str = ""
+    by: str = "search"
+    ops: int = 0
+    seconds: float = 0.0
+    steps: int = 0
+    order: list[int] = field(default_factory=list)
+    blocked: int | None = None
+
+
+@dataclass
+class Result:
+    """The verdict for a whole history: True, False or "unknown", and why."""
+
+    valid: bool | str
+    model: str
+    keys: list[KeyResult]
+    unchecked: int = 0
+
+    @property
+    def explanation(self) -> str:
+        """Every invalid key's explanation, else every unknown one's; empty when valid."""
+        bad = [k for k in self.keys if k.valid is False] or [
+            k for k in self.keys if k.valid == "unknown"
+        ]
+        return "\n".join(f"key {show(k.key)}: {k.explanation}" for k in bad)
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdict as JSON-ready data: keys shown as JSON text, orders left out (they
+        can be long; they are in `keys`)."""
+        keys = [
+            {**asdict(k), "key": show(k.key), "seconds": round(k.seconds, 6)} for k in self.keys
+        ]
+        for k in keys:
+            del k["order"]
+        return {
+            "valid": self.valid,
+            "model": self.model,
+            "explanation": self.explanation,
+            "keys": keys,
+            "unchecked_keys": self.unchecked,
+        }
+
+
+def check(
+    history: History,
+    *,
+    budget: float = DEFAULT_BUDGET,
+    initial: Any = None,
+    full: bool = False,
+    model: type[Any] | None = None,
+    workers: int | None = None,
+) -> Result:
+    """Decide whether `history` is linearizable.
+
+    `budget` is the time in seconds each key may take before it is "unknown"; `initial` the
+    value every key starts with; `full` checks every key even after an invalid one; `model`
+    defaults to the one whose operations the history uses; `workers` bounds the processes.
+    """
+    kind = model or choose(history, MODELS)
+    parts: dict[Hashable, list[Op]] = {}
+    for op in history.ops:
+        parts.setdefault(kind.key(op), []).append(op)
+
+    def one(key: Hashable, limit: float) -> KeyResult:
+        return check_key(history, kind, key, parts[key], initial, limit)
+
+    keys = run(one, list(parts), budget, full, workers)
+    verdicts = {k.valid for k in keys}
+    valid = False if False in verdicts else "unknown" if "unknown" in verdicts else True
+    return Result(valid, kind.name, keys, len(parts) - len(keys))
+
+
+def check_key(
+    history: History, kind: type[Any], key: Hashable, ops: Sequence[Op], initial: Any, budget: float
+) -> KeyResult:
+    """One key: evidence, then the constraint graph, then the search."""
+    start = time.monotonic()
+    model = kind(ops, initial)
+    ops = model.settle([op for op in ops if model.relevant(op)])
+    words = Words(history, model)
+    graph = constrain(ops, model, words)
+    if graph.cycle is not None:
+        return KeyResult(key, False, graph.cycle, "graph", len(ops), time.monotonic() - start)
+    before = [a | b for a, b in zip(graph.before, symmetric_before(ops), strict=True)]
+    out = search(ops, model, before, deadline=start + budget)
+    result = KeyResult(
+        key,
+        out.valid,
+        out.reason,
+        "search",
+        len(ops),
+        0.0,
+        out.steps,
+        [ops[i].id for i in out.order],
+    )
+    if out.valid is False:
+        exact = model.exact()
+        if exact is not model:
+            # Search again without merged states, so that the explanation names real values.
+            limit = min(start + budget, time.monotonic() + EXPLAIN_BUDGET)
+            again = search(ops, exact, before, deadline=limit)
+            if again.valid is False:
+                model, out = exact, again
+        result.explanation = failure(Words(history, model), ops, out)
+        result.blocked = ops[out.blocked].id  # type: ignore[index]
+        result.order = [ops[i].id for i in out.order]
+    result.seconds = time.monotonic() - start
+    return result

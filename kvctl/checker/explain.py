@@ -1,0 +1,143 @@
+"""Plain words for operations, times and search failures.
+
+A verdict is only useful if a person can check it by hand, so an invalid key is explained by
+the operation that cannot be placed, what the state could be at that point, what changed it
+last, what ran concurrently, and the faults injected just before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from kvctl.checker.model import show
+from kvctl.checker.search import Outcome
+from kvctl.history import History, Op
+
+_SHOWN = 6
+
+
+def seconds(ns: int) -> str:
+    """12300000000 -> '12.3 s'."""
+    text = f"{ns / 1e9:.3f}".rstrip("0").rstrip(".")
+    return f"{text} s"
+
+
+class Words:
+    """Describes operations of one history for one model."""
+
+    def __init__(self, history: History, model: Any) -> None:
+        self.history, self.model = history, model
+
+    def at(self, rank: int) -> str:
+        """When the event of a rank happened: seconds since the first event, else its line."""
+        ns = self.history.time_at(rank)
+        return f"line {self.history.ranked[rank].line}" if ns is None else seconds(ns)
+
+    def called(self, op: Op) -> str:
+        return self.at(op.call)
+
+    def returned(self, op: Op) -> str:
+        assert op.ret is not None
+        return self.at(op.ret)
+
+    def span(self, op: Op) -> str:
+        """ "12.1 s to 12.3 s", "lines 10 to 14", or "invoked at 12.1 s, outcome unknown"."""
+        if op.completion is None or op.completion.type not in ("ok", "fail"):
+            outcome = "never returned" if op.completion is None else "outcome unknown"
+            seen = ", but its effect was seen" if op.ret is not None else ""
+            return f"invoked at {self.called(op)}, {outcome}{seen}"
+        start, end = self.called(op), self.returned(op)
+        if start.startswith("line ") and end.startswith("line "):
+            return f"lines {start[5:]} to {end[5:]}"
+        return f"{start} to {end}"
+
+    def op(self, op: Op) -> str:
+        """ "process 7's read 4 (12.1 s to 12.3 s)"."""
+        failed = "failed " if op.status == "fail" else ""
+        return f"process {op.process}'s {failed}{self.model.describe_op(op)} ({self.span(op)})"
+
+    def last_fault(self, rank: int) -> str | None:
+        """The last nemesis event recorded before the event of a rank, in words."""
+        at = self.history.ranked[rank]
+        before = [
+            e
+            for e in self.history.faults
+            if (
+                e.time <= at.time
+                if e.time is not None and at.time is not None
+                else e.line < at.line
+            )
+        ]
+        if not before:
+            return None
+        e = before[-1]
+        when = (
+            f"line {e.line}"
+            if e.time is None or at.time is None
+            else seconds(e.time - self.history.ranked[0].time)
+        )  # type: ignore[operator]
+        return f"nemesis {e.type} {e.f} {show(e.value)} at {when}"
+
+    def states(self, states: Sequence[Hashable]) -> str:
+        """ "2, 3 or 4", numbers first, in order."""
+        words = [self.model.describe_state(s) for s in sorted(states, key=_order)]
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+    def listing(self, ops: Sequence[Op]) -> str:
+        shown = "; ".join(self.op(o) for o in ops[:_SHOWN])
+        return shown + (f"; and {len(ops) - _SHOWN} more" if len(ops) > _SHOWN else "")
+
+
+def _order(state: Hashable) -> tuple[int, float, str]:
+    number = isinstance(state, int | float) and not isinstance(state, bool)
+    return (0, state, "") if number else (1, 0.0, repr(state))  # type: ignore[return-value]
+
+
+def failure(words: Words, ops: Sequence[Op], outcome: Outcome) -> str:
+    """Why the search could not linearize `ops`, from the furthest point it reached."""
+    model = words.model
+    assert outcome.blocked is not None
+    x = ops[outcome.blocked]
+    prefix = [ops[i] for i in outcome.order]
+    lines = [
+        f"{words.op(x)} cannot take effect: at that point {model.noun} could only hold "
+        f"{words.states(outcome.states)}."
+    ]
+    lines.append(_last_fit(words, x, prefix))
+    if prefix:
+        lines.append(
+            f"Longest linearizable prefix found: {len(prefix)} operations, ending with "
+            f"{words.listing(prefix[-3:])}."
+        )
+    concurrent = [
+        o for o in ops if o is not x and o.call < (x.ret or 0) and (o.ret is None or o.ret > x.call)
+    ]
+    if concurrent:
+        lines.append(f"Concurrent with it: {words.listing(concurrent)}.")
+    fault = words.last_fault(x.ret)
+    if fault is not None:
+        lines.append(f"The last fault before it returned: {fault}.")
+    return " ".join(line for line in lines if line)
+
+
+def _last_fit(words: Words, x: Op, prefix: Sequence[Op]) -> str:
+    """Where in the longest prefix `x` last fitted, and what took that chance away."""
+    model = words.model
+    states = [model.init()]
+    for op in prefix:
+        states.append(model.step(states[-1], op)[1])
+    fits = [k for k, state in enumerate(states) if model.step(state, x)[0]]
+    if not fits:
+        return "No order of the operations before it lets it take effect."
+    k = fits[-1]
+    if k == len(prefix):
+        return ""
+    after = "at the start" if k == 0 else f"right after {words.op(prefix[k - 1])}"
+    text = (
+        f"It could have taken effect {after}, but then {words.op(prefix[k])} changed "
+        f"{model.noun} to {model.describe_state(states[k + 1])}"
+    )
+    if prefix[k].ret is not None and prefix[k].ret < x.call:
+        text += ", which completed before it was invoked"
+    return text + "."

@@ -1,0 +1,211 @@
+"""Read histories of other systems into ours.
+
+- `jsonl`: our own format (see `kvctl.history`).
+- `jepsen-log`: Jepsen log lines as in Porcupine's etcd data,
+  `INFO  jepsen.util - 4	:ok	:read	3`. A completion whose value is `:timed-out` has an unknown
+  outcome (info); a failed cas is an observation, as in our format. Other log lines are skipped.
+- `porcupine-kv`: one EDN map a line, `{:process 0, :type :ok, :f :append, :key "3", :value
+  "x 0 1 y"}`, with get / put / append (Porcupine's kv tests).
+- `knossos-edn`: one EDN collection of op maps (or one map a line, as Jepsen's history.edn),
+  read with Knossos's own semantics: a failed operation did not happen (a failed cas too), and
+  an ok read of nil matches any value, so it becomes a read with unknown result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kvctl.checker.edn import EdnError, Keyword, Map, read_all, read_one
+from kvctl.checker.model import brief
+from kvctl.history import NEMESIS, TYPES, Event, History, HistoryError
+
+FORMATS = ("jsonl", "jepsen-log", "porcupine-kv", "knossos-edn")
+_LOG_LINE = re.compile(
+    r"jepsen\.util\s+-\s+(?P<process>\S+)\s+(?P<type>:\S+)\s+(?P<f>:\S+)\s*(?P<value>.*)$"
+)
+_KV_FS = frozenset({"get", "put", "append"})
+
+
+def load(path: str | Path, fmt: str = "auto") -> History:
+    """Read a history file (or a test directory holding `history.jsonl`) in a given format."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "history.jsonl"
+    if fmt == "jsonl" or (fmt == "auto" and path.suffix == ".jsonl"):
+        return History.read_jsonl(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise HistoryError(f"{path}: cannot read: {err}") from None
+    if fmt == "auto":
+        fmt = detect(text, str(path))
+    if fmt == "jsonl":
+        return History.read_jsonl(path)
+    if fmt not in _READERS:
+        raise HistoryError(f"{path}: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    try:
+        return _READERS[fmt](text, str(path))
+    except EdnError as err:
+        raise HistoryError(str(err)) from None
+
+
+def detect(text: str, source: str) -> str:
+    """Guess the format from the first meaningful line."""
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith(";"):
+            continue
+        if re.match(r"[A-Z]+\s+jepsen\.", s):
+            return "jepsen-log"
+        if s.startswith('{"') or s == "{}":
+            return "jsonl"
+        if s[0] in "[(" or (s.startswith("{:") and not re.search(r":f\s+:(get|put|append)\b", s)):
+            return "knossos-edn"
+        if s.startswith("{:"):
+            return "porcupine-kv"
+        break
+    raise HistoryError(f"{source}: cannot tell the format; give --format ({', '.join(FORMATS)})")
+
+
+def read_jepsen_log(text: str, source: str) -> History:
+    """Jepsen `jepsen.util` log lines; one register, initially absent."""
+    events = []
+    seen: dict[str, Any] = {}  # the same few values recur on every line
+
+    def value_of(text: str, line: int) -> Any:
+        if text not in seen:
+            seen[text] = _log_value(text, source, line) if text.strip() else None
+        return seen[text]
+
+    for n, raw in enumerate(text.splitlines(), 1):
+        if "jepsen.util" not in raw:
+            continue
+        m = _LOG_LINE.search(raw)
+        if m is None:
+            raise HistoryError(f"{source}:{n}: not a Jepsen operation line: {raw.strip()!r}")
+        process, kind, f, value = (value_of(m[g], n) for g in ("process", "type", "f", "value"))
+        if kind not in TYPES or not isinstance(f, Keyword):
+            raise HistoryError(f"{source}:{n}: expected :type and :f keywords in {raw.strip()!r}")
+        if process == NEMESIS:
+            process = NEMESIS
+        elif kind != "invoke" and value == Keyword("timed-out"):
+            kind, value = "info", None
+        events.append(Event(process, str(kind), str(f), None, value, line=n))
+    return History(tuple(events), source)
+
+
+def _log_value(text: str, source: str, line: int) -> Any:
+    """An EDN value from a log line; the common shapes without starting the EDN reader."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text == "nil":
+        return None
+    if text[0] == ":" and text[1:].replace("-", "").isalnum():
+        return Keyword(text[1:])
+    if text[0] == "[" and text[-1] == "]" and all(p.isdigit() for p in text[1:-1].split()):
+        return tuple(int(p) for p in text[1:-1].split())
+    return read_one(text, source, line)
+
+
+def read_porcupine_kv(text: str, source: str) -> History:
+    """Porcupine's kv histories: get / put / append over string keys, one map a line."""
+    events = [_map_event(m, source) for m in _maps(text, source)]
+    for e in events:
+        if e.process != NEMESIS and e.f not in _KV_FS:
+            raise HistoryError(
+                f"{source}:{e.line}: porcupine-kv has get, put and append, not {e.f!r}"
+            )
+    return History(tuple(events), source)
+
+
+def read_knossos_edn(text: str, source: str) -> History:
+    """Knossos histories, turned into our semantics as Knossos reads them."""
+    events = [_map_event(m, source) for m in _maps(text, source)]
+    failed: set[int] = set()
+    open_: dict[Any, int] = {}
+    for n, e in enumerate(events):
+        if e.process == NEMESIS:
+            continue
+        if e.type == "invoke":
+            open_[e.process] = n
+        elif e.type == "fail" and e.process in open_:
+            failed.update((open_.pop(e.process), n))
+        else:
+            open_.pop(e.process, None)
+    kept = []
+    for n, e in enumerate(events):
+        if n in failed:
+            continue
+        if e.type == "ok" and e.f == "read" and e.value is None:
+            e = Event(e.process, "info", e.f, e.key, None, e.time, e.index, e.line)
+        kept.append(e)
+    return History(tuple(kept), source)
+
+
+def _maps(text: str, source: str) -> list[Map]:
+    """The operation maps: the items of one collection, or the top-level forms."""
+    forms = read_all(text, source)
+    if len(forms) == 1 and isinstance(forms[0][1], tuple):
+        line, items = forms[0]
+        forms = []
+        for item in items:
+            line = getattr(item, "line", line)
+            forms.append((line, item))
+    for line, form in forms:
+        if not isinstance(form, Map):
+            raise HistoryError(f"{source}:{line}: expected an operation map, found {brief(form)}")
+    return [form for _, form in forms]
+
+
+def _map_event(m: Map, source: str) -> Event:
+    where = f"{source}:{m.line}"
+    for name in ("process", "type", "f"):
+        if name not in m:
+            raise HistoryError(f"{where}: operation map without :{name}")
+    kind, f, process = m["type"], m["f"], m["process"]
+    if kind not in TYPES or not isinstance(f, str):
+        raise HistoryError(f"{where}: bad :type {kind!r} or :f {f!r}")
+    if process == NEMESIS:
+        process = NEMESIS
+    return Event(
+        process,
+        str(kind),
+        str(f),
+        _plain(m.get("key")),
+        _plain(m.get("value")),
+        _number(m, "time", where),
+        _number(m, "index", where),
+        m.line,
+    )
+
+
+def _number(m: Mapping[str, Any], name: str, where: str) -> int | None:
+    v = m.get(name)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+        raise HistoryError(f"{where}: :{name} must be a number, not {v!r}")
+    return None if v is None else int(v)
+
+
+def _plain(value: Any) -> Any:
+    """Keywords become plain strings inside values (`[:read :x 1]` -> ("read", "x", 1)), and
+    maps tuples of pairs, so that values can be compared and hashed."""
+    if isinstance(value, Keyword):
+        return str(value)
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, frozenset):
+        return frozenset(_plain(v) for v in value)
+    return value
+
+
+_READERS: dict[str, Callable[[str, str], History]] = {
+    "jepsen-log": read_jepsen_log,
+    "porcupine-kv": read_porcupine_kv,
+    "knossos-edn": read_knossos_edn,
+}

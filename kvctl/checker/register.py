@@ -1,0 +1,198 @@
+"""The read / write / cas register, one per key: the model of our store and of Jepsen's etcd.
+
+Semantics (our JSONL format and Porcupine's etcd logs):
+
+- read ok v: the register held v (null = absent). write ok v: it now holds v.
+- cas ok [a, b]: it held a and now holds b. cas fail [a, b]: the comparison failed, so at that
+  point the register did not hold a; the state is unchanged. That is an observation.
+- fail on read or write: it did not happen. A read with unknown result constrains nothing.
+- info (or no completion) on write or cas: it may take effect at any point after its
+  invocation, or never; a cas with unknown outcome applies only if the register held a.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
+
+from kvctl.checker.model import Base, Fact, Later, brief, show
+from kvctl.history import Op
+
+UNSEEN = "<unseen>"
+
+
+class _Unseen:
+    """Every value that no operation can ever observe: one state, so such states merge."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return UNSEEN
+
+
+_UNSEEN = _Unseen()
+
+
+class Register(Base):
+    """A register per key with read, write and compare-and-swap."""
+
+    name = "register"
+    fs = frozenset({"read", "write", "cas"})
+    noun = "the register"
+
+    def __init__(self, ops: Sequence[Op], initial: Any = None) -> None:
+        super().__init__(ops, initial)
+        # Values some operation compares with: any other value looks the same to every op.
+        observed = {op.result for op in ops if op.f == "read" and op.status == "ok"}
+        observed.update(op.value[0] for op in ops if op.f == "cas")
+        self.observed: set[Hashable] | None = observed
+
+    @staticmethod
+    def key(op: Op) -> Hashable:
+        return op.key
+
+    @staticmethod
+    def validate(op: Op) -> str | None:
+        if op.f == "cas" and not (isinstance(op.value, tuple) and len(op.value) == 2):
+            return f"a cas value must be [old, new], not {show(op.value)}"
+        return None
+
+    def relevant(self, op: Op) -> bool:
+        if op.f == "read":
+            return op.status == "ok"
+        return op.f == "cas" or op.status != "fail"
+
+    def canon(self, value: Hashable) -> Hashable:
+        return value if self.observed is None or value in self.observed else _UNSEEN
+
+    def exact(self) -> Register:
+        """The same register without merging unobserved values, for explanations."""
+        exact = copy.copy(self)
+        exact.observed = None
+        return exact
+
+    def init(self) -> Hashable:
+        return self.canon(self.initial)
+
+    def step(self, state: Hashable, op: Op) -> tuple[bool, Hashable]:
+        if op.f == "read":
+            return state == op.result, state
+        if op.f == "write":
+            return True, self.canon(op.value)
+        old, new = op.value
+        if op.status == "ok":
+            return state == old, self.canon(new)
+        if op.status == "fail":
+            return state != old, state
+        return True, self.canon(new) if state == old else state
+
+    def read_only(self, op: Op) -> bool:
+        return op.f == "read" or (op.f == "cas" and op.status == "fail")
+
+    def describe_op(self, op: Op) -> str:
+        if op.f == "read":
+            return f"read {brief(op.result)}"
+        if op.f == "write":
+            return f"write {brief(op.value)}"
+        return f"cas {brief(op.value[0])}->{brief(op.value[1])}"
+
+    def describe_state(self, state: Hashable) -> str:
+        return "a value no operation read" if state is _UNSEEN else brief(state)
+
+    # Evidence and facts: who could have written each value, and who saw it.
+
+    @staticmethod
+    def _sources(ops: Sequence[Op]) -> dict[Hashable, list[int]]:
+        """For each value, the operations that write it if they take effect."""
+        sources: dict[Hashable, list[int]] = {}
+        for i, op in enumerate(ops):
+            if op.f != "read" and op.status != "fail":
+                sources.setdefault(op.value if op.f == "write" else op.value[1], []).append(i)
+        return sources
+
+    @staticmethod
+    def _observers(ops: Sequence[Op]) -> dict[Hashable, list[int]]:
+        """For each value, the operations that saw it: ok reads, and ok cas (the old value)."""
+        seen: dict[Hashable, list[int]] = {}
+        for i, op in enumerate(ops):
+            if op.status == "ok" and op.f != "write":
+                seen.setdefault(op.result if op.f == "read" else op.value[0], []).append(i)
+        return seen
+
+    def settle(self, ops: list[Op]) -> list[Op]:
+        """A value that someone saw and only one unknown operation wrote proves that this
+        operation happened (a cas: succeeded), before the first who saw it returned."""
+        sources = self._sources(ops)
+        settled = list(ops)
+        for value, seen_by in self._observers(ops).items():
+            writers = sources.get(value, [])
+            if value == self.initial or len(writers) != 1 or ops[writers[0]].known:
+                continue
+            w = ops[writers[0]]
+            by = min(ops[i].ret for i in seen_by)
+            if by > w.call:
+                settled[writers[0]] = w._replace(status="ok", ret=by, result=w.value)
+        return settled
+
+    def facts(self, ops: Sequence[Op], later: Later) -> Iterable[Fact]:
+        """Orders forced by unique values: only when every value is written at most once and
+        never equals the initial one (our workload makes them so)."""
+        sources = self._sources(ops)
+        if any(len(w) > 1 for w in sources.values()) or self.initial in sources:
+            return
+        writer = {value: w[0] for value, w in sources.items()}
+        # Operations that surely change the value if they take effect at all.
+        sure = [
+            i
+            for i, op in enumerate(ops)
+            if op.f == "write" or (op.f == "cas" and op.status == "ok")
+        ]
+        sure_mask = sum(1 << i for i in sure)
+        for value, readers in self._observers(ops).items():
+            w = writer.get(value)
+            if w is None and value != self.initial:
+                continue  # nobody wrote it: the search will say so
+            v = show(value)
+            seen_mask = sum(1 << r for r in readers)
+            for r in readers:
+                if w is not None and w != r:
+                    yield Fact(w, r, f"only the first wrote {v}, and the second saw it")
+                if ops[r].f == "cas":
+                    yield from (
+                        Fact(o, r, f"the first saw {v}, which the second (a cas) replaced")
+                        for o in readers
+                        if o != r
+                    )
+            # Writes known to follow the write of v end v: its reads come before the first
+            # of them (the later ones follow by transitivity).
+            after = (sure_mask if w is None else later[w]) & sure_mask & ~seen_mask
+            for w2 in _bits(after):
+                after &= ~later[w2]
+            for w2 in _bits(after):
+                if w2 != w:
+                    yield from (
+                        Fact(
+                            r, w2, f"the first saw {v}, which was gone once the second took effect"
+                        )
+                        for r in readers
+                    )
+            # A write known to precede a read of v took effect before v was written.
+            if w is not None:
+                for w2 in sure:
+                    if w2 != w and not seen_mask >> w2 & 1 and later[w2] & seen_mask:
+                        yield Fact(
+                            w2,
+                            w,
+                            f"the first took effect before a read of {v}, so "
+                            f"before the second wrote {v}",
+                        )
+
+
+def _bits(mask: int) -> Iterable[int]:
+    i = 0
+    while mask:
+        if mask & 1:
+            yield i
+        mask >>= 1
+        i += 1

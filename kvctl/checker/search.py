@@ -1,0 +1,244 @@
+"""The linearizability search: Wing & Gong's tree search as Lowe and Porcupine run it.
+
+Operations are entries in a doubly linked list in real-time order (call and return points).
+At each node the candidates are the calls that come before the first return: only those can
+take effect next. Taking one lifts its call and return out of the list; reaching a return
+means the earliest pending operation can no longer be placed, so the search backtracks. A
+memo of (operations linearized, state) pairs cuts every subtree that was already explored.
+
+On top of that loop, three prunings that never change a verdict:
+
+- An operation that leaves the state as it is whenever it is legal (a read, a failed cas) is
+  taken at once, without trying alternatives, if it is legal now: any linearization that
+  places it later stays legal when it moves here.
+- `before[i]` is a bitmask of operations that must be linearized before operation i. The
+  caller fills it with facts every linearization obeys (the constraint graph) and with
+  symmetry: of two operations that are identical to the model, the one that is invoked and
+  returns no later goes first (`symmetric_before`).
+- An operation whose outcome is unknown must be legal in every state (the model's duty), so
+  once every operation with a known outcome is placed, the rest can follow in any order.
+
+The search knows nothing of any model beyond `Model`; states must be hashable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kvctl.history import Op
+
+MEMO_LIMIT = 4_000_000
+_CHECK_EVERY = 0x3FF
+
+
+class Model(Protocol):
+    """A sequential specification, as the search sees it (compare Porcupine's Model)."""
+
+    def init(self) -> Hashable:
+        """The state before any operation."""
+        ...
+
+    def step(self, state: Hashable, op: Op) -> tuple[bool, Hashable]:
+        """Whether `op` can take effect in `state`, and the state after it. Pure."""
+        ...
+
+    def read_only(self, op: Op) -> bool:
+        """True if `op`, whenever legal, leaves the state unchanged."""
+        ...
+
+
+@dataclass
+class Outcome:
+    """What one search found.
+
+    `order` is a linearization (valid) or the longest prefix found, as indices into the
+    operations given. When invalid, `blocked` is the operation that could not be placed after
+    the furthest point reached, and `states` the states it was tried in there.
+    """
+
+    valid: bool | str
+    order: list[int]
+    blocked: int | None = None
+    states: list[Hashable] = field(default_factory=list)
+    steps: int = 0
+    memo: int = 0
+    reason: str = ""
+
+
+def symmetric_before(ops: Sequence[Op]) -> list[int]:
+    """For identical operations (same f, value, result, status), which ones must go first.
+
+    Of two identical operations where one is invoked no later and returns no later than the
+    other, some linearization places it first if any linearization exists (swapping them
+    keeps every constraint), so the search may insist on that order. Models must therefore
+    depend on those four fields of an operation only.
+    """
+    classes: dict[tuple, list[int]] = {}
+    for i, op in enumerate(ops):
+        classes.setdefault((op.f, op.value, op.result, op.status), []).append(i)
+    inf = float("inf")
+    masks = [0] * len(ops)
+    for members in classes.values():
+        members.sort(key=lambda i: (ops[i].call, inf if ops[i].ret is None else ops[i].ret, i))
+        for k, j in enumerate(members):
+            rj = inf if ops[j].ret is None else ops[j].ret
+            for i in members[:k]:
+                if (inf if ops[i].ret is None else ops[i].ret) <= rj:
+                    masks[j] |= 1 << i
+    return masks
+
+
+def search(
+    ops: Sequence[Op],
+    model: Model,
+    before: Sequence[int] | None = None,
+    deadline: float | None = None,
+    memo_limit: int = MEMO_LIMIT,
+) -> Outcome:
+    """Decide whether `ops` (one partition) is linearizable for `model`."""
+    n = len(ops)
+    before = list(before) if before is not None else [0] * n
+    has_ret = [op.ret is not None for op in ops]
+    known_left = sum(has_ret)
+    if known_left == 0:
+        return Outcome(True, [])
+    ro = [model.read_only(op) for op in ops]
+    pos, nxt, prv = _lists(ops, ro)
+    heads = 2 * n
+    bit = [1 << i for i in range(n)]
+    states: list[Hashable] = [model.init()]
+    ids: dict[Hashable, int] = {states[0]: 0}
+    trans: list[dict[int, int]] = [{} for _ in ops]
+    memo: set[int] = set()
+    stack: list[tuple[int, int, int]] = []
+    lin = s = steps = 0
+    furthest, blocked, tried, prefix = -1, None, set(), []
+
+    def step(i: int, sid: int) -> int:
+        legal, after = model.step(states[sid], ops[i])
+        r = ids.setdefault(after, len(states)) if legal else -1
+        if r == len(states):
+            states.append(after)
+        trans[i][sid] = r
+        return r
+
+    # mode 0: a new node; 1: trying candidates with a known outcome; 2: those with an unknown
+    # outcome (they explain little, so they go last). `w` is where the window of candidates ends.
+    mode, e, w = 0, -1, pos[nxt[heads + 3]]
+    while True:
+        steps += 1
+        if not steps & _CHECK_EVERY and (
+            len(memo) > memo_limit or (deadline is not None and time.monotonic() > deadline)
+        ):
+            why = "memory" if len(memo) > memo_limit else "time"
+            return Outcome(
+                "unknown",
+                prefix,
+                steps=steps,
+                memo=len(memo),
+                reason=f"the search ran out of {why} after {steps:,} steps",
+            )
+        take = True
+        if mode == 0:
+            # A legal read-only candidate is taken, and no alternative to it is tried.
+            w = pos[nxt[heads + 3]]
+            e = nxt[heads]
+            while pos[e] < w:
+                if lin & before[e] == before[e]:
+                    r = trans[e].get(s)
+                    if r is None:
+                        r = step(e, s)
+                    if r >= 0:
+                        break
+                e = nxt[e]
+            else:
+                mode, e = 1, nxt[heads + 1]
+                continue
+            key = (lin | bit[e]) << 32 | s
+            if key in memo:
+                take = False  # this very choice was explored from an equal node: dead
+            else:
+                memo.add(key)
+        elif pos[e] < w:
+            if lin & before[e] != before[e]:
+                e = nxt[e]
+                continue
+            r = trans[e].get(s)
+            if r is None:
+                r = step(e, s)
+            key = (lin | bit[e]) << 32 | r
+            if r < 0 or key in memo or (mode == 2 and r == s):
+                e = nxt[e]
+                continue
+            memo.add(key)
+        elif mode == 1:
+            mode, e = 2, nxt[heads + 2]
+            continue
+        else:
+            # The first pending return: its operation cannot be placed from here.
+            at = pos[nxt[heads + 3]]
+            if at > furthest:
+                furthest, blocked, tried = at, nxt[heads + 3] - n, {s}
+                prefix = [i for i, _, _ in stack]
+            elif at == furthest:
+                tried.add(s)
+            take = False
+        if take:
+            stack.append((e, s, mode))
+            lin |= bit[e]
+            s = r
+            p, q = prv[e], nxt[e]
+            nxt[p], prv[q] = q, p
+            if has_ret[e]:
+                p, q = prv[e + n], nxt[e + n]
+                nxt[p], prv[q] = q, p
+                known_left -= 1
+                if known_left == 0:
+                    return Outcome(True, [i for i, _, _ in stack], steps=steps, memo=len(memo))
+            mode = 0
+            continue
+        while True:
+            if not stack:
+                return Outcome(
+                    False, prefix, blocked, [states[t] for t in sorted(tried)], steps, len(memo)
+                )
+            e, s, mode = stack.pop()
+            lin ^= bit[e]
+            if has_ret[e]:
+                known_left += 1
+                r = e + n
+                nxt[prv[r]] = prv[nxt[r]] = r
+            nxt[prv[e]] = prv[nxt[e]] = e
+            if mode:
+                break
+        w = pos[nxt[heads + 3]]
+        e = nxt[e]
+
+
+def _lists(ops: Sequence[Op], ro: list[bool]) -> tuple[list[float], list[int], list[int]]:
+    """Four doubly linked lists in time order, each behind its head.
+
+    Entries 0..n-1 are calls, n..2n-1 returns; heads 2n..2n+3 lead the read-only calls, the
+    other calls with a known outcome, those with an unknown outcome, and the returns. The last
+    slot (index -1) is a shared tail at infinity, so no list end needs a test.
+    """
+    n = len(ops)
+    inf = float("inf")
+    pos = [inf] * (2 * n + 5)
+    lists: list[list[int]] = [[], [], [], []]
+    for i, op in enumerate(ops):
+        pos[i] = 2 * op.call
+        lists[0 if ro[i] else 1 if op.ret is not None else 2].append(i)
+        if op.ret is not None:
+            pos[n + i] = 2 * op.ret + 1
+            lists[3].append(n + i)
+    nxt, prv = [-1] * (2 * n + 5), [-1] * (2 * n + 5)
+    for k, entries in enumerate(lists):
+        last = 2 * n + k
+        for e in sorted(entries, key=pos.__getitem__):
+            nxt[last], prv[e], last = e, last, e
+        nxt[last] = -1
+    return pos, nxt, prv

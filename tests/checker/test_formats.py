@@ -1,0 +1,176 @@
+"""Importers: Jepsen log lines, Porcupine kv, Knossos EDN; detection; malformed input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kvctl.checker import check, load
+from kvctl.checker.formats import detect
+from kvctl.history import HistoryError
+
+LOG = """\
+INFO  jepsen.core - a line that is not an operation
+INFO  jepsen.util - 1\t:invoke\t:write\t3
+INFO  jepsen.util - 2\t:invoke\t:read\tnil
+INFO  jepsen.util - 1\t:info\t:write\t:timed-out
+INFO  jepsen.util - 2\t:fail\t:read\t:timed-out
+INFO  jepsen.util - 3   :invoke   :cas   [3 4]
+INFO  jepsen.util - 3   :fail   :cas   [3 4]
+INFO  jepsen.util - :nemesis\t:info\t:start\tnil
+"""
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_jepsen_log(tmp_path: Path) -> None:
+    h = load(_write(tmp_path, "etcd.log", LOG))
+    write, read, cas = h.ops
+    assert (write.f, write.value, write.status, write.invoke.line) == ("write", 3, "info", 2)
+    assert (read.status, read.result) == ("info", None)  # a timed-out read: unknown result
+    assert (cas.status, cas.value) == ("fail", (3, 4))  # a failed cas stays an observation
+    assert h.faults[0].f == "start"
+    # The failed cas saw "not 3", so the unknown write of 3 cannot have happened before it...
+    # but it may happen later, or never: linearizable.
+    assert check(h).valid is True
+
+
+def test_porcupine_kv(tmp_path: Path) -> None:
+    text = (
+        '{:process 0, :type :invoke, :f :append, :key "1", :value "x 0 0 y"}\n'
+        '{:process 0, :type :ok, :f :append, :key "1", :value "x 0 0 y"}\n'
+        '{:process 1, :type :invoke, :f :get, :key "1", :value nil}\n'
+        '{:process 1, :type :ok, :f :get, :key "1", :value "x 0 0 y"}\n'
+    )
+    h = load(_write(tmp_path, "kv.txt", text))
+    assert [(op.f, op.key) for op in h.ops] == [("append", "1"), ("get", "1")]
+    assert check(h).valid is True
+    stale = text.rsplit(":value", 1)[0] + ':value ""}\n'  # the get misses the append
+    assert check(load(_write(tmp_path, "stale.txt", stale))).valid is False
+
+
+def test_porcupine_kv_rejects_other_operations(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "kv.txt",
+        "{:process 0, :type :invoke, :f :get, :key 1}\n"
+        "{:process 0, :type :invoke, :f :cas, :key 1}\n",
+    )
+    with pytest.raises(HistoryError, match=r"kv.txt:2: porcupine-kv has get, put and append"):
+        load(path, "porcupine-kv")
+
+
+def test_knossos_semantics(tmp_path: Path) -> None:
+    text = """; fails never happened, a nil read matches anything
+    [{:process 0, :type :invoke, :f :write, :value 1}
+     {:process 0, :type :ok, :f :write, :value 1}
+     {:process 1, :type :invoke, :f :cas, :value [1 2]}
+     {:process 1, :type :fail, :f :cas, :value [1 2]}
+     {:process 2, :type :invoke, :f :read, :value nil}
+     {:process 2, :type :ok, :f :read, :value nil}
+     {:process :nemesis, :type :info, :f :start, :value {:n1 #{:n2}}}
+     {:process 3, :type :invoke, :f :txn, :value [[:read :x nil]]}]
+    """
+    h = load(_write(tmp_path, "h.edn", text))
+    assert [(op.f, op.status) for op in h.ops] == [
+        ("write", "ok"),
+        ("read", "info"),
+        ("txn", "info"),
+    ]
+    assert h.ops[2].value == (("read", "x", None),)
+    assert h.faults[0].value == (("n1", frozenset({"n2"})),)
+
+
+def test_knossos_multi_register_initial_value(corpus: Path) -> None:
+    h = load(corpus / "knossos" / "multi-register" / "good" / "multi-register.edn")
+    assert check(h, initial=0).valid is True
+    assert check(h, initial=None).valid is False  # reads of 0 need the 0 start
+
+
+@pytest.mark.parametrize(
+    ("first_line", "fmt"),
+    [
+        ('{"process": 0, "type": "invoke", "f": "read"}', "jsonl"),
+        ("INFO  jepsen.util - 4\t:invoke\t:read\tnil", "jepsen-log"),
+        ('{:process 2, :type :invoke, :f :get, :key "0", :value nil}', "porcupine-kv"),
+        ("{:process 2, :type :invoke, :f :read, :value nil}", "knossos-edn"),
+        ("[{:process 2, :type :invoke, :f :read, :value nil}", "knossos-edn"),
+        ("(", "knossos-edn"),
+    ],
+)
+def test_detect(first_line: str, fmt: str) -> None:
+    assert detect("\n; comment\n" + first_line + "\n", "f") == fmt
+
+
+def test_detect_gives_up_clearly() -> None:
+    with pytest.raises(HistoryError, match="cannot tell the format; give --format"):
+        detect("hello\n", "f.dat")
+
+
+def test_directory_with_history_jsonl(tmp_path: Path) -> None:
+    _write(
+        tmp_path, "history.jsonl", '{"process": 0, "type": "invoke", "f": "write", "value": 1}\n'
+    )
+    assert load(tmp_path).ops[0].value == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fmt", "message"),
+    [
+        ("a.log", "INFO  jepsen.util - 1 :invoke\n", "auto", "a.log:1: not a Jepsen operation"),
+        (
+            "a.log",
+            "INFO  jepsen.util - 1 :begin :read nil\n",
+            "jepsen-log",
+            "a.log:1: expected :type and :f keywords",
+        ),
+        (
+            "a.log",
+            "INFO  jepsen.util - 1 :invoke :read [1\n",
+            "jepsen-log",
+            "a.log:1: the '[' of line 1 is never closed",
+        ),
+        ("b.edn", "[{:process 0 :type :invoke}]\n", "auto", "b.edn:1: operation map without :f"),
+        ("b.edn", "[{:process 0 :type :go :f :read}]", "knossos-edn", "b.edn:1: bad :type"),
+        (
+            "b.edn",
+            "[{:process 0 :type :invoke :f :read}\n 2]",
+            "knossos-edn",
+            "b.edn:1: expected an operation map, found 2",
+        ),
+        ("b.edn", "\n\n:x", "knossos-edn", 'b.edn:3: expected an operation map, found "x"'),
+        (
+            "b.edn",
+            "[{:process 0 :type :invoke :f :read :time :soon}]",
+            "knossos-edn",
+            "b.edn:1: :time must be a number",
+        ),
+        (
+            "c.edn",
+            "[\n{:process 0 :type :invoke :f :read}\n",
+            "knossos-edn",
+            "c.edn:3: the '[' of line 1 is never closed",
+        ),
+        ("d.txt", "x", "nonsense", "unknown format 'nonsense'"),
+    ],
+)
+def test_malformed_input_names_file_and_line(
+    tmp_path: Path, name: str, text: str, fmt: str, message: str
+) -> None:
+    with pytest.raises(HistoryError) as err:
+        load(_write(tmp_path, name, text), fmt)
+    assert message in str(err.value)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(HistoryError, match=r"nothing\.edn: cannot read"):
+        load(tmp_path / "nothing.edn")
+    binary = tmp_path / "binary.log"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(HistoryError, match=r"binary\.log: cannot read"):
+        load(binary, "jepsen-log")
