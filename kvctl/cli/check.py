@@ -1,0 +1,109 @@
+"""`kvctl check FILE...`: is each recorded history linearizable?"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kvctl.checker import DEFAULT_BUDGET, FORMATS, load
+from kvctl.checker import check as check_history
+from kvctl.checker.model import show
+from kvctl.history import HistoryError, freeze
+
+_VERDICT = {True: "valid", False: "INVALID", "unknown": "unknown"}
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="How the files are written; auto guesses from each one.",
+)
+@click.option(
+    "--initial",
+    default=None,
+    metavar="V",
+    help="The value every key starts with, as JSON (default: null, i.e. absent; "
+    "Knossos's own tests use 0).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line per file.")
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0.001),
+    default=DEFAULT_BUDGET,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time each key may take; a key not decided by then is unknown.",
+)
+@click.option("--full", is_flag=True, help="Check every key, even after an invalid one.")
+def check(
+    files: tuple[Path, ...], fmt: str, initial: str | None, as_json: bool, budget: float, full: bool
+) -> None:
+    """Check that each history FILE is linearizable (a file, or a test directory holding
+    history.jsonl).
+
+    Exit status: 0 if every file is valid, 1 if any is invalid, 2 if none is invalid but
+    some could not be decided (budget exhausted, or input that cannot be read).
+    """
+    start_value = _initial(initial)
+    verdicts = set()
+    for path in files:
+        started = time.monotonic()
+        try:
+            result = check_history(load(path, fmt), budget=budget, initial=start_value, full=full)
+        except HistoryError as err:
+            verdicts.add("unknown")
+            click.echo(f"kvctl check: {err}", err=True)
+            if as_json:
+                click.echo(json.dumps({"file": str(path), "valid": "unknown", "error": str(err)}))
+            continue
+        verdicts.add(result.valid)
+        seconds = round(time.monotonic() - started, 3)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {"file": str(path), **result.to_json(), "seconds": seconds}, default=_jsonable
+                )
+            )
+        else:
+            _print(path, result, seconds)
+    sys.exit(1 if False in verdicts else 2 if "unknown" in verdicts else 0)
+
+
+def _initial(text: str | None) -> Any:
+    """JSON if it parses (0, null, "a", [1, 2]), else the text itself."""
+    if text is None:
+        return None
+    try:
+        return freeze(json.loads(text))
+    except json.JSONDecodeError:
+        return text
+
+
+def _print(path: Path, result: Any, seconds: float) -> None:
+    keys = len(result.keys) + result.unchecked
+    click.echo(
+        f"{path}: {_VERDICT[result.valid]} ({result.model}, {keys} "
+        f"key{'s' if keys != 1 else ''}, {seconds} s)"
+    )
+    for key in result.keys:
+        if key.valid is not True:
+            click.echo(f"  key {show(key.key)}: {_VERDICT[key.valid]}: {key.explanation}")
+    if result.unchecked:
+        click.echo(
+            f"  {result.unchecked} more keys not checked after the first invalid one "
+            f"(--full checks them all)"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    return show(value)
