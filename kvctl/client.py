@@ -134,6 +134,12 @@ class Client:
         """Set key to `new` if it holds `old`; True if it swapped."""
         return bool(await self._op("c", key, old, new))
 
+    async def reconfigure(self, group: int, members: list[str], addresses: dict[str, str]) -> None:
+        """Move `group` to a new configuration: a StopSign decided in its log, then the
+        new members carry on from the state after it."""
+        pairs = tuple((m, addresses[m]) for m in members)
+        await self._op("reconfigure", group, tuple(members), pairs, group=group)
+
     async def topology(self, node: str | None = None) -> dict[str, Any]:
         """The cluster as one node (any, or `node`) sees it: nodes, groups, leaders."""
         names = [node] if node else self._candidates()
@@ -151,20 +157,21 @@ class Client:
 
     # -- machinery --------------------------------------------------------------------------
 
-    async def _op(self, op: str, key: Any, a: Any, b: Any) -> Any:
+    async def _op(self, op: str, key: Any, a: Any, b: Any, group: int | None = None) -> Any:
         session = self._free_sessions.pop() if self._free_sessions else [_new_client_id(), 0]
         session[1] += 1
         try:
-            return await self._attempts(op, key, a, b, session[0], session[1])
+            return await self._attempts(op, key, a, b, session[0], session[1], group)
         finally:
             self._free_sessions.append(session)
 
-    async def _attempts(self, op: str, key: Any, a: Any, b: Any, cid: int, seq: int) -> Any:
+    async def _attempts(
+        self, op: str, key: Any, a: Any, b: Any, cid: int, seq: int, group: int | None
+    ) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         maybe_sent = False
         last_error = "no node reachable"
-        group: int | None = None
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:

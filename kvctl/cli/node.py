@@ -30,7 +30,8 @@ def parse_cluster(text: str) -> dict[str, tuple[str, int]]:
 @click.option("--name", required=True, help="This node's name, as in --cluster.")
 @click.option("--listen", default="0.0.0.0:7400", show_default=True, help="HOST:PORT to serve.")
 @click.option("--data-dir", required=True, type=click.Path(path_type=Path))
-@click.option("--cluster", "cluster", required=True, help="Every node: n1=HOST:PORT,n2=...")
+@click.option("--cluster", "cluster", required=True, help="The founding nodes: n1=HOST:PORT,n2=...")
+@click.option("--peers", default="", help="Nodes that joined later: n4=HOST:PORT,...")
 @click.option("--groups", default=0, help="Replication groups (0: one per node).")
 @click.option("--replication", default=3, show_default=True, help="Replicas per group.")
 @click.option(
@@ -45,22 +46,25 @@ def node(
     listen: str,
     data_dir: Path,
     cluster: str,
+    peers: str,
     groups: int,
     replication: int,
     read_mode: str,
 ) -> None:
     """Run one KV server in the foreground until SIGTERM."""
-    peers = parse_cluster(cluster)
-    if name not in peers:
-        raise click.BadParameter(f"{name!r} is not in --cluster ({', '.join(peers)})")
+    founders = parse_cluster(cluster)
+    others = parse_cluster(peers)
+    if name not in founders and name not in others:
+        raise click.BadParameter(f"{name!r} is not in --cluster ({', '.join(founders)}) or --peers")
     host, port = parse_address(listen)
     config = NodeConfig(
         name=name,
         listen_host=host,
         listen_port=port,
-        peers=peers,
+        founders=founders,
+        others=others,
         data_dir=data_dir,
-        groups=groups or len(peers),
+        groups=groups or len(founders),
         replication=replication,
         read_mode=read_mode,
     )

@@ -32,7 +32,7 @@ def sim(seeds: int, start: int, seed: int | None) -> None:
     """
     chosen = [seed] if seed is not None else range(start, start + seeds)
     began = time.monotonic()
-    ok_ops = info_ops = 0
+    ok_ops = info_ops = reconfigurations = 0
     for s in chosen:
         result = run_seed(s)
         if not result.ok:
@@ -40,9 +40,10 @@ def sim(seeds: int, start: int, seed: int | None) -> None:
             raise SystemExit(1)
         ok_ops += result.ops_ok
         info_ops += result.ops_info
+        reconfigurations += result.reconfigurations
         if seed is not None:
             click.echo("\n".join(result.trace))
     click.echo(
         f"{len(chosen)} seed(s) clean: {ok_ops} operations ok, {info_ops} indeterminate, "
-        f"in {time.monotonic() - began:.1f} s"
+        f"{reconfigurations} reconfigurations, in {time.monotonic() - began:.1f} s"
     )

@@ -50,6 +50,7 @@ class ClusterSpec:
     groups: int = 0  # 0: as many groups as nodes
     read_mode: str = "linearizable"
     extra: dict[str, str] = field(default_factory=dict)
+    founders: list[str] = field(default_factory=list)  # empty: every node founded it
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:
@@ -59,24 +60,45 @@ class ClusterSpec:
         raise KeyError(f"no node named {name!r} in cluster {self.name!r} (nodes: {known})")
 
     @property
-    def group_count(self) -> int:
-        return self.groups or len(self.nodes)
+    def founder_names(self) -> list[str]:
+        """The nodes the cluster started with: they fix the groups' first placement."""
+        return self.founders or [n.name for n in self.nodes]
 
-    def peers_arg(self) -> str:
-        """The `--cluster` argument every node is started with: name=host:port,..."""
-        return ",".join(f"{n.name}={n.address}" for n in self.nodes)
+    def add_node(self, node: NodeSpec) -> None:
+        self.founders = self.founder_names
+        self.nodes.append(node)
+
+    @property
+    def group_count(self) -> int:
+        return self.groups or len(self.founder_names)
+
+    def peers_arg(self, founders: bool = True) -> str:
+        """`--cluster` (the founders) or `--peers` (the rest): name=host:port,..."""
+        names = self.founder_names
+        return ",".join(
+            f"{n.name}={n.address}" for n in self.nodes if (n.name in names) == founders
+        )
 
     def node_argv(self, node: NodeSpec, data_dir: str, listen_host: str = "0.0.0.0") -> list[str]:
         """The `kvctl node ...` arguments that start `node` (without the program name)."""
         return [
             "node",
-            "--name", node.name,
-            "--listen", f"{listen_host}:{node.port}",
-            "--data-dir", data_dir,
-            "--cluster", self.peers_arg(),
-            "--groups", str(self.group_count),
-            "--replication", str(self.replication),
-            "--read-mode", self.read_mode,
+            "--name",
+            node.name,
+            "--listen",
+            f"{listen_host}:{node.port}",
+            "--data-dir",
+            data_dir,
+            "--cluster",
+            self.peers_arg(),
+            "--peers",
+            self.peers_arg(founders=False),
+            "--groups",
+            str(self.group_count),
+            "--replication",
+            str(self.replication),
+            "--read-mode",
+            self.read_mode,
         ]
 
     def to_json(self) -> str:

@@ -21,12 +21,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvctl.node.durable import DurableState, PersistOp
-from kvctl.node.messages import ClientForward, ClientForwardReply
+from kvctl.node.messages import (
+    STOPSIGN,
+    ClientForward,
+    ClientForwardReply,
+    ConfigAnnounce,
+    Snapshot,
+)
 from kvctl.node.placement import Placement
-from kvctl.node.replica import DEFAULT_TIMING, Replica, Timing
+from kvctl.node.replica import DEFAULT_TIMING, Replica, StopSignApplied, Timing
 from kvctl.node.statemachine import OPS, READ
 
-NODE_LEVEL = -1  # group id of messages between nodes rather than replicas
+NODE_LEVEL = -1  # instead of an instance: messages between nodes rather than replicas
+RECONFIGURE = "reconfigure"  # request (id, op, group, members, addresses, client, seq)
+ANNOUNCE_TICKS = 100
+RETIRE_TICKS = 3000
+Instance = tuple[int, int]  # (group, configuration id): one Paxos instance
 MAX_KEY_BYTES = 1024
 MAX_VALUE_BYTES = 1 << 20
 MAX_HOPS = 2
@@ -52,11 +62,20 @@ class PeerSink:
 Sink = ClientSink | PeerSink
 
 
+@dataclass(frozen=True)
+class Config:
+    """One configuration of a group: its id (0 = founding) and its members."""
+
+    id: int
+    members: tuple[str, ...]
+
+
 @dataclass
 class NodeReady:
-    persist: list[tuple[int, PersistOp]] = field(default_factory=list)
-    messages: list[tuple[str, int, Any]] = field(default_factory=list)  # (dst, group, msg)
+    persist: list[tuple[Instance, PersistOp]] = field(default_factory=list)
+    messages: list[tuple[str, Any, Any]] = field(default_factory=list)  # (dst, instance, msg)
     responses: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)  # (conn, resp)
+    new_peers: dict[str, str] = field(default_factory=dict)  # learned name -> host:port
 
 
 class NodeCore:
@@ -64,36 +83,39 @@ class NodeCore:
         self,
         name: str,
         placement: Placement,
-        durable: dict[int, DurableState] | None = None,
+        durable: dict[Instance, DurableState] | None = None,
         *,
         read_mode: str = "linearizable",
         timing: Timing = DEFAULT_TIMING,
         request_timeout_ticks: int = 500,
+        addresses: dict[str, str] | None = None,
     ) -> None:
         if read_mode not in ("linearizable", "stale"):
             raise ValueError(f"unknown read mode {read_mode!r}")
-        durable = durable or {}
         self.name = name
-        self.placement = placement
+        self.placement = placement  # the founding configuration of every group
         self.read_mode = read_mode
+        self.timing = timing
         self.request_timeout_ticks = request_timeout_ticks
-        self.replicas = {
-            g: Replica(
-                name,
-                placement.members(g),
-                durable.get(g),
-                priority=placement.priority(g, name),
-                timing=timing,
-            )
-            for g in placement.groups_of(name)
-        }
+        self.addresses: dict[str, str] = dict(addresses or {})
+        self.configs = {g: Config(0, tuple(placement.members(g))) for g in range(placement.groups)}
+        self.replicas: dict[Instance, Replica] = {}
         self.leader_cache: dict[int, str] = {}  # for groups we are not a member of
-        self._waiters: dict[tuple[int, int, int], list[tuple[Sink, int]]] = {}
+        self._waiters: dict[tuple[Instance, int, int], list[tuple[Sink, int]]] = {}
         self._forwards: dict[int, tuple[Sink, int]] = {}
         self._next_forward = 0
         self._now = 0
-        self._was_accepting = {g: False for g in self.replicas}
+        self._was_accepting: dict[Instance, bool] = {}
+        self._sealed_at: dict[Instance, int] = {}
         self._ready = NodeReady()
+        durable = dict(durable or {})
+        for g in range(placement.groups):
+            if name in self.configs[g].members:
+                durable.setdefault((g, 0), DurableState())
+        for (g, cid), state in sorted(durable.items()):
+            members = state.members or self.configs[g].members
+            self._start_replica((g, cid), members, state)
+            self._learn(g, Config(cid, tuple(members)), ())
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -104,7 +126,7 @@ class NodeCore:
             return
         self._route(ClientSink(conn, req_id), request, hops=0)
 
-    def peer_message(self, src: str, group: int, msg: Any) -> None:
+    def peer_message(self, src: str, group: Any, msg: Any) -> None:
         if group == NODE_LEVEL:
             if isinstance(msg, ClientForward):
                 self._route(PeerSink(src, msg.forward_id), msg.request, hops=1)
@@ -112,8 +134,11 @@ class NodeCore:
                 pending = self._forwards.pop(msg.forward_id, None)
                 if pending is not None:
                     self._deliver(pending[0], tuple(msg.response))
+            elif isinstance(msg, ConfigAnnounce):
+                config = Config(msg.config_id, tuple(msg.members))
+                self._learn(msg.group, config, msg.addresses)
             return
-        replica = self.replicas.get(group)
+        replica = self.replicas.get(tuple(group))
         if replica is not None:
             replica.handle(src, msg)
 
@@ -123,30 +148,113 @@ class NodeCore:
             replica.tick()
         if self._now % 50 == 0:
             self._expire_requests()
+        if self._now % ANNOUNCE_TICKS == 0:
+            self._announce_configs()
+            self._retire_sealed()
 
     # -- output -----------------------------------------------------------------------------
 
     def take_ready(self) -> NodeReady:
         ready = self._ready
-        for group, replica in self.replicas.items():
+        for instance, replica in list(self.replicas.items()):
             out = replica.take_ready()
-            ready.persist.extend((group, op) for op in out.persist)
-            ready.messages.extend((dst, group, msg) for dst, msg in out.messages)
+            ready.persist.extend((instance, op) for op in out.persist)
+            ready.messages.extend((dst, instance, msg) for dst, msg in out.messages)
             leader = replica.leader_hint()
             for client_id, seq, value in out.results:
-                for sink, _ in self._waiters.pop((group, client_id, seq), ()):
+                for sink, _ in self._waiters.pop((instance, client_id, seq), ()):
                     self._deliver(sink, (OK, value, leader), ready)
+            if out.stopped is not None:
+                self._on_stopsign(instance, out.stopped, ready)
             accepting = replica.accepting
-            if self._was_accepting[group] and not accepting:
-                self._abandon_group(group, ready)
-            self._was_accepting[group] = accepting
+            if self._was_accepting.get(instance) and not accepting:
+                self._abandon(instance, ready)
+            self._was_accepting[instance] = accepting
         self._ready = NodeReady()
         return ready
+
+    # -- configurations ---------------------------------------------------------------------
+
+    def current(self, group: int) -> Replica | None:
+        """This node's replica of the group's newest configuration, if it is a member."""
+        return self.replicas.get((group, self.configs[group].id))
+
+    def _start_replica(
+        self, instance: Instance, members: tuple[str, ...], state: DurableState
+    ) -> Replica:
+        replica = Replica(
+            self.name,
+            list(members),
+            state,
+            priority=len(members) - members.index(self.name),
+            timing=self.timing,
+        )
+        self.replicas[instance] = replica
+        return replica
+
+    def _on_stopsign(self, instance: Instance, stop: StopSignApplied, ready: NodeReady) -> None:
+        group, cid = instance
+        self._sealed_at.setdefault(instance, self._now)
+        self._learn(group, Config(cid + 1, stop.members), stop.addresses, stop.snapshot, ready)
+
+    def _learn(
+        self,
+        group: int,
+        config: Config,
+        addresses: tuple[tuple[str, str], ...],
+        base: Snapshot | None = None,
+        ready: NodeReady | None = None,
+    ) -> None:
+        """A newer configuration of `group`: route to it, and join it if we are a member."""
+        ready = ready or self._ready
+        for name, address in addresses:
+            if self.addresses.get(name) != address:
+                self.addresses[name] = address
+                ready.new_peers[name] = address
+        if config.id < self.configs[group].id:
+            return
+        self.configs[group] = config
+        instance = (group, config.id)
+        if self.name not in config.members or instance in self.replicas:
+            return
+        # Continuing members start from the state after the StopSign; a joiner starts
+        # empty and gets a snapshot from the new leader's AcceptSync.
+        state = DurableState(members=config.members)
+        ops: list[PersistOp] = [("config", config.members)]
+        if base is not None:
+            state.apply(("snapshot", base))
+            state.apply(("decided", base.index))
+            ops += [("snapshot", base), ("decided", base.index)]
+        self._start_replica(instance, config.members, state)
+        ready.persist.extend((instance, op) for op in ops)
+        self._announce(group, ready)
+
+    def _announce(self, group: int, ready: NodeReady) -> None:
+        config = self.configs[group]
+        known = tuple((n, a) for n, a in self.addresses.items() if n in config.members)
+        announce = ConfigAnnounce(group, config.id, config.members, known)
+        ready.messages.extend(
+            (peer, NODE_LEVEL, announce) for peer in self.addresses if peer != self.name
+        )
+
+    def _announce_configs(self) -> None:
+        """Gossip the configurations we belong to, so late joiners and routers catch up."""
+        for group, config in self.configs.items():
+            if config.id > 0 and self.name in config.members:
+                self._announce(group, self._ready)
+
+    def _retire_sealed(self) -> None:
+        """Old configurations keep running a while, so lagging members learn how they ended."""
+        for instance, since in list(self._sealed_at.items()):
+            if self._now - since >= RETIRE_TICKS:
+                del self._sealed_at[instance]
+                self.replicas.pop(instance, None)
+                self._was_accepting.pop(instance, None)
 
     # -- routing ----------------------------------------------------------------------------
 
     def _route(self, sink: Sink, request: tuple[Any, ...], hops: int) -> None:
-        error = _validate(request)
+        error = _validate(request, self.placement.groups)
         if error is not None:
             self._deliver(sink, (FAIL, error, None))
             return
@@ -155,14 +263,24 @@ class NodeCore:
             self._deliver(sink, (OK, self.topology(), None))
             return
         _, op, key, a, b, client_id, seq = request
-        group = self.placement.group_of(key)
-        replica = self.replicas.get(group)
+        group = key if op == RECONFIGURE else self.placement.group_of(key)
+        replica = self.current(group)
         if replica is not None:
             if op == READ and self.read_mode == "stale":
                 self._deliver(sink, (OK, replica.machine.read(key), replica.leader_hint()))
                 return
-            if replica.propose((op, key, a, b, client_id, seq)):
-                self._waiters.setdefault((group, client_id, seq), []).append((sink, self._now))
+            if op == RECONFIGURE and replica.accepting and replica.sealed:
+                self._deliver(sink, (FAIL, f"group {group} is already being reconfigured", None))
+                return
+            entry = (
+                (STOPSIGN, key, a, b, client_id, seq)
+                if op == RECONFIGURE
+                else (op, key, a, b, client_id, seq)
+            )
+            if replica.propose(entry):
+                instance = (group, self.configs[group].id)
+                waiter = (instance, client_id, seq)
+                self._waiters.setdefault(waiter, []).append((sink, self._now))
                 return
         target = self._leader_of(group)
         if target is None or target == self.name or hops >= MAX_HOPS:
@@ -174,10 +292,12 @@ class NodeCore:
         self._ready.messages.append((target, NODE_LEVEL, forward))
 
     def _leader_of(self, group: int) -> str | None:
-        replica = self.replicas.get(group)
+        replica = self.current(group)
         if replica is not None:
             return replica.leader_hint()
-        return self.leader_cache.get(group) or self.placement.members(group)[0]
+        members = self.configs[group].members
+        cached = self.leader_cache.get(group)
+        return cached if cached in members else members[0]
 
     def _deliver(self, sink: Sink, result: Result, ready: NodeReady | None = None) -> None:
         ready = ready or self._ready
@@ -188,9 +308,9 @@ class NodeCore:
             reply = ClientForwardReply(sink.forward_id, (status, value, leader))
             ready.messages.append((sink.node, NODE_LEVEL, reply))
 
-    def _abandon_group(self, group: int, ready: NodeReady) -> None:
+    def _abandon(self, instance: Instance, ready: NodeReady) -> None:
         """We stopped leading: what we proposed may or may not be chosen, so say unknown."""
-        for key in [k for k in self._waiters if k[0] == group]:
+        for key in [k for k in self._waiters if k[0] == instance]:
             for sink, _ in self._waiters.pop(key):
                 self._deliver(sink, (UNKNOWN, "leader changed", None), ready)
 
@@ -204,24 +324,32 @@ class NodeCore:
             self._deliver(sink, (UNKNOWN, "timed out waiting for the leader", None))
 
     def topology(self) -> dict[str, Any]:
-        """What clients and `kvctl status` need: nodes, groups and the leaders we know."""
+        """What clients and `kvctl status` need: nodes, groups, configurations, leaders."""
+        leaders = {}
+        for g in range(self.placement.groups):
+            replica = self.current(g)
+            leaders[g] = replica.leader_hint() if replica is not None else None
         return {
             "node": self.name,
             "nodes": list(self.placement.nodes),
             "groups": self.placement.groups,
             "replication": self.placement.replication,
             "read_mode": self.read_mode,
-            "leaders": {g: replica.leader_hint() for g, replica in sorted(self.replicas.items())},
+            "leaders": leaders,
+            "configs": {g: [c.id, list(c.members)] for g, c in self.configs.items()},
+            "addresses": dict(self.addresses),
         }
 
 
-def _validate(request: tuple[Any, ...]) -> str | None:
+def _validate(request: tuple[Any, ...], groups: int) -> str | None:
     """Why a request cannot be served, or None. Client bytes never crash a node."""
     if len(request) >= 2 and request[1] == "topology":
         return None
     if len(request) != 7:
         return "malformed request: expected (id, op, key, a, b, client, seq)"
     _, op, key, a, b, client_id, seq = request
+    if op == RECONFIGURE:
+        return _validate_reconfigure(key, a, b, groups)
     if op not in OPS:
         return f"unknown operation {op!r}: expected one of r, w, c"
     if not isinstance(key, str | bytes | int) or isinstance(key, bool):
@@ -235,4 +363,20 @@ def _validate(request: tuple[Any, ...]) -> str | None:
             return "a value must be a string, bytes, a number or null"
     if not isinstance(client_id, int) or not isinstance(seq, int):
         return "client id and seq must be integers"
+    return None
+
+
+def _validate_reconfigure(group: Any, members: Any, addresses: Any, groups: int) -> str | None:
+    if not isinstance(group, int) or not 0 <= group < groups:
+        return f"no group {group!r}: groups are 0..{groups - 1}"
+    if not members or not all(isinstance(m, str) for m in members):
+        return "a configuration needs a list of member names"
+    if len(set(members)) != len(members):
+        return "members must be distinct"
+    try:
+        named = {name for name, address in addresses if isinstance(address, str)}
+    except (TypeError, ValueError):
+        return "addresses must be (name, host:port) pairs"
+    if not set(members) <= named:
+        return "every member needs an address"
     return None

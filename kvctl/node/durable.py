@@ -15,7 +15,7 @@ from kvctl.node.ballot import ZERO, Ballot
 from kvctl.node.messages import Entry, Snapshot
 
 # ("promise", Ballot) | ("accepted", Ballot) | ("snapshot", Snapshot)
-# | ("log", from_idx, entries) | ("decided", idx)
+# | ("log", from_idx, entries) | ("decided", idx) | ("config", members)
 PersistOp = tuple[Any, ...]
 
 
@@ -32,6 +32,7 @@ class DurableState:
     decided_idx: int = 0
     snapshot: Snapshot | None = None
     entries: list[Entry] = field(default_factory=list)
+    members: tuple[str, ...] | None = None  # None: the founding configuration
 
     @property
     def log_start(self) -> int:
@@ -45,6 +46,8 @@ class DurableState:
             self.n_accepted = op[1]
         elif kind == "decided":
             self.decided_idx = op[1]
+        elif kind == "config":
+            self.members = tuple(op[1])
         elif kind == "snapshot":
             snap: Snapshot = op[1]
             keep_from = snap.index - self.log_start

@@ -17,6 +17,14 @@ from kvctl.node.ballot import Ballot
 
 Entry = tuple[Any, ...]
 
+# A StopSign entry: ("ss", group, next members, their addresses, client id, seq). Decided,
+# it ends its configuration's log; the next configuration starts from the state after it.
+STOPSIGN = "ss"
+
+
+def is_stopsign(entry: Entry) -> bool:
+    return entry[0] == STOPSIGN
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -125,6 +133,17 @@ class ClientForwardReply:
     response: tuple[Any, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigAnnounce:
+    """A group's newest configuration, gossiped so that joiners start their replica and
+    every node routes to current members: the versioned, replicated placement table."""
+
+    group: int
+    config_id: int
+    members: tuple[str, ...]
+    addresses: tuple[tuple[str, str], ...]
+
+
 PEER_MESSAGES: tuple[type, ...] = (
     HeartbeatRequest,
     HeartbeatReply,
@@ -137,6 +156,7 @@ PEER_MESSAGES: tuple[type, ...] = (
     PrepareReq,
     ClientForward,
     ClientForwardReply,
+    ConfigAnnounce,
 )
 
 

@@ -31,6 +31,7 @@ from kvctl.node.messages import (
     PrepareReq,
     Promise,
     Snapshot,
+    is_stopsign,
 )
 
 PaxosMessage = Prepare | Promise | AcceptSync | AcceptDecide | Accepted | NotAccepted | PrepareReq
@@ -131,9 +132,15 @@ class SequencePaxos:
 
     # -- inputs -----------------------------------------------------------------------------
 
+    @property
+    def sealed(self) -> bool:
+        """A StopSign ends the log: nothing may follow it in this configuration."""
+        last = self._pending[-1] if self._pending else (self.log[-1] if self.log else None)
+        return last is not None and is_stopsign(last)
+
     def propose(self, entry: Entry) -> bool:
         """Append `entry` if this replica leads; False tells the caller to route elsewhere."""
-        if not self.is_leader:
+        if not self.is_leader or self.sealed:
             return False
         if self.phase is Phase.ACCEPT:
             self._append([entry])
@@ -275,7 +282,7 @@ class SequencePaxos:
         self._learn_decided(max(p.decided_idx for p in self._promises.values()))
         self.phase = Phase.ACCEPT
         pending, self._pending = self._pending, []
-        if pending:
+        if pending and not self.sealed:  # an adopted StopSign drops what waited behind it
             self._append(pending)
         for src, promise in self._promises.items():
             if src != self.pid:

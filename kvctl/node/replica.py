@@ -12,7 +12,13 @@ from typing import Any
 
 from kvctl.node.ble import BallotLeaderElection, BleMessage
 from kvctl.node.durable import DurableState, PersistOp
-from kvctl.node.messages import Entry, HeartbeatReply, HeartbeatRequest, Snapshot
+from kvctl.node.messages import (
+    Entry,
+    HeartbeatReply,
+    HeartbeatRequest,
+    Snapshot,
+    is_stopsign,
+)
 from kvctl.node.paxos import PaxosMessage, SequencePaxos
 from kvctl.node.statemachine import StateMachine
 
@@ -29,11 +35,21 @@ class Timing:
 DEFAULT_TIMING = Timing()
 
 
+@dataclass(frozen=True)
+class StopSignApplied:
+    """This configuration ended: the next one has `members` and starts from `snapshot`."""
+
+    members: tuple[str, ...]
+    addresses: tuple[tuple[str, str], ...]
+    snapshot: Snapshot
+
+
 @dataclass
 class ReplicaReady:
     persist: list[PersistOp] = field(default_factory=list)
     messages: list[tuple[str, Any]] = field(default_factory=list)
     results: list[tuple[int, int, Any]] = field(default_factory=list)  # (client, seq, result)
+    stopped: StopSignApplied | None = None
 
 
 class Replica:
@@ -58,6 +74,7 @@ class Replica:
         )
         self.paxos = SequencePaxos(pid, members, durable, resend_ticks=timing.resend_ticks)
         self.machine = StateMachine()
+        self.stopped: StopSignApplied | None = None
         if durable.snapshot is not None:
             self.machine.restore(durable.snapshot.state)
 
@@ -81,6 +98,11 @@ class Replica:
 
     def propose(self, entry: Entry) -> bool:
         return self.accepting and self.paxos.propose(entry)
+
+    @property
+    def sealed(self) -> bool:
+        """A StopSign is in the log (decided or not): this configuration takes no more."""
+        return self.stopped is not None or self.paxos.sealed
 
     @property
     def accepting(self) -> bool:
@@ -107,7 +129,15 @@ class Replica:
             result = self.machine.apply(entry)
             if result is not None:
                 out.results.append(result)
-        if ready.decided and len(self.paxos.log) >= self.timing.compact_entries:
+            if is_stopsign(entry):
+                # A StopSign is the last entry of its log: the next config starts after it.
+                base = Snapshot(self.paxos.decided_idx, self.machine.export())
+                self.stopped = out.stopped = StopSignApplied(tuple(entry[2]), tuple(entry[3]), base)
+        if (
+            ready.decided
+            and self.stopped is None
+            and len(self.paxos.log) >= self.timing.compact_entries
+        ):
             # Persisted with the next ready; until then the log on disk still holds it all.
             self.paxos.compact(Snapshot(self.paxos.decided_idx, self.machine.export()))
         return out

@@ -43,7 +43,8 @@ class NodeConfig:
     name: str
     listen_host: str
     listen_port: int
-    peers: dict[str, tuple[str, int]]  # every node of the cluster, this one included
+    founders: dict[str, tuple[str, int]]  # the founding nodes: they define the placement
+    others: dict[str, tuple[str, int]]  # nodes that joined later
     data_dir: Path
     groups: int
     replication: int
@@ -55,19 +56,20 @@ class NodeServer:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.storage = Storage(config.data_dir)
-        placement = Placement(tuple(config.peers), config.groups, config.replication)
+        self._running = False  # links start with the server, or at once once it runs
+        placement = Placement(tuple(config.founders), config.groups, config.replication)
+        known = {**config.founders, **config.others}
         self.core = NodeCore(
             config.name,
             placement,
             self.storage.load(),
             read_mode=config.read_mode,
             timing=Timing(),
+            addresses={name: f"{host}:{port}" for name, (host, port) in known.items()},
         )
-        self.links = {
-            name: PeerLink(self, name, addr)
-            for name, addr in config.peers.items()
-            if name != config.name
-        }
+        self.links: dict[str, PeerLink] = {}
+        for name, address in self.core.addresses.items():
+            self._add_link(name, address)
         self.clients: dict[int, asyncio.Transport] = {}
         self._next_conn = 0
         self._flush_scheduled = False
@@ -93,6 +95,7 @@ class NodeServer:
         )
         for link in self.links.values():
             link.start()
+        self._running = True
         ticker = asyncio.create_task(self._tick_forever())
         stopped = asyncio.create_task(self._stopped.wait())
         try:
@@ -127,6 +130,8 @@ class NodeServer:
         """Send what may leave before the fsync, fsync, then send what vouches for it."""
         self._flush_scheduled = False
         ready = self.core.take_ready()
+        for name, address in ready.new_peers.items():
+            self._add_link(name, address)
         early = [m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)]
         self._send(early)
         if ready.persist:
@@ -142,6 +147,21 @@ class NodeServer:
             transport = self.clients.get(conn)
             if transport is not None and not transport.is_closing():
                 transport.write(frame(batch))
+
+    def _add_link(self, name: str, address: str) -> None:
+        """Our outbound connection to a peer, new or moved to another address."""
+        if name == self.config.name:
+            return
+        host, _, port = address.rpartition(":")
+        old = self.links.get(name)
+        if old is not None:
+            if old.addr == (host, int(port)):
+                return
+            old.stop()
+        link = self.links[name] = PeerLink(self, name, (host, int(port)))
+        if self._running:
+            link.start()
+        log.info("peer %s at %s", name, address)
 
     def _send(self, messages: list[tuple[str, int, Any]]) -> None:
         outgoing: dict[str, list[Any]] = defaultdict(list)
@@ -210,8 +230,8 @@ class Inbound(asyncio.Protocol):
 
     def _handshake(self, obj: Any) -> None:
         if isinstance(obj, tuple) and obj[:1] == ("peer",) and len(obj) == 2:
-            if obj[1] not in self.server.links:
-                raise FrameError(f"unknown peer {obj[1]!r}")
+            if not isinstance(obj[1], str):
+                raise FrameError("a peer's name must be a string")
             self.peer = obj[1]
             self.decoder.limit = PEER_FRAME_LIMIT
         elif obj == ("client",):

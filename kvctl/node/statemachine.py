@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvctl.node.messages import Entry
+from kvctl.node.messages import STOPSIGN, Entry
 
 READ, WRITE, CAS = "r", "w", "c"
 OPS = (READ, WRITE, CAS)
@@ -34,7 +34,9 @@ class StateMachine:
         last = self.sessions.get(client_id)
         if last is not None and seq <= last[0]:
             return (client_id, seq, last[1]) if seq == last[0] else None
-        if op == READ:
+        if op == STOPSIGN:
+            result = None  # the configuration change itself is the node's business
+        elif op == READ:
             result = self.data.get(key)
         elif op == WRITE:
             self.data[key] = a

@@ -84,6 +84,8 @@ class Storage:
 
 def _ops_of(state: DurableState) -> list[PersistOp]:
     ops: list[PersistOp] = [("promise", state.promise), ("accepted", state.n_accepted)]
+    if state.members is not None:
+        ops.append(("config", state.members))
     if state.snapshot is not None:
         ops.append(("snapshot", state.snapshot))
     ops.append(("log", state.log_start, state.entries))

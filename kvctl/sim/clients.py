@@ -96,9 +96,9 @@ class SimClients:
 
     def _attempt(self, process: int, op: _Op) -> None:
         rng = self.world.rng
-        node = self._leader_hint.get(op.key) or rng.choice(self.world.placement.nodes)
+        node = self._leader_hint.get(op.key) or rng.choice(self.world.nodes_all)
         if op.attempts and rng.random() < 0.5:
-            node = rng.choice(self.world.placement.nodes)
+            node = rng.choice(self.world.nodes_all)
         self._next_req += 1
         req = self._next_req
         op.attempts.add(req)

@@ -11,6 +11,8 @@ from itertools import pairwise, permutations
 
 from kvctl.sim.world import World
 
+ADMIN_CLIENT = 1  # the operator's client id; workload clients draw 62-bit random ids
+
 
 def _only_links(nodes: list[str], links: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Every directed link cut except `links` (both directions) and self-links."""
@@ -35,13 +37,42 @@ def chain(nodes: list[str]) -> set[tuple[str, str]]:
 class Nemesis:
     """Every `period` ms: change the partition, crash or restart a node, or change loss."""
 
-    def __init__(self, world: World, period_ms: int = 250) -> None:
+    def __init__(self, world: World, proposed: set[tuple[int, int]], period_ms: int = 250) -> None:
         self.world = world
+        self.proposed = proposed  # (client id, seq) of every request sent, for validity
+        self.admin_seq = 0
         self.period_ms = period_ms
         self.active = True
 
     def start(self) -> None:
         self.world.after(self.period_ms, self._step)
+
+    def _reconfigure(self) -> str:
+        """Replace one member of a random group by a node outside it (an admin request)."""
+        rng = self.world.rng
+        group = rng.randrange(self.world.placement.groups)
+        views = [n.core.configs[group] for n in self.world.nodes.values() if n.core]
+        if not views:
+            return "no node up"
+        config = max(views, key=lambda c: c.id)
+        outside = [n for n in self.world.nodes_all if n not in config.members]
+        if not outside:
+            return "no node outside the group"
+        members = list(config.members)
+        members[rng.randrange(len(members))] = rng.choice(outside)
+        self.admin_seq += 1
+        self.proposed.add((ADMIN_CLIENT, self.admin_seq))
+        request = (
+            -self.admin_seq,
+            "reconfigure",
+            group,
+            tuple(members),
+            tuple((m, m) for m in members),
+            ADMIN_CLIENT,
+            self.admin_seq,
+        )
+        self.world.request(ADMIN_CLIENT, rng.choice(self.world.nodes_all), request)
+        return f"group {group} config {config.id} {list(config.members)} -> {members}"
 
     def heal(self) -> None:
         """End of the fault phase: a clean network and every node up."""
@@ -58,10 +89,11 @@ class Nemesis:
         if not self.active:
             return
         rng = self.world.rng
-        nodes = list(self.world.placement.nodes)
+        nodes = list(self.world.nodes_all)
         net = self.world.net
         action = rng.choice(
             [
+                "reconfigure",
                 "split",
                 "isolate",
                 "quorum-loss",
@@ -106,6 +138,8 @@ class Nemesis:
             for name in down:
                 self.world.nodes[name].start()
             detail = ",".join(down)
+        elif action == "reconfigure":
+            detail = self._reconfigure()
         else:
             net.loss = rng.choice([0.0, 0.05, 0.2])
             net.duplicate = rng.choice([0.0, 0.05])

@@ -32,6 +32,7 @@ class SimResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     ops_ok: int = 0
     ops_info: int = 0
+    reconfigurations: int = 0  # configurations that took effect, over all groups
 
     @property
     def ok(self) -> bool:
@@ -88,10 +89,11 @@ def run_seed(
     replication = replication or rng.choice([3, size])
     groups = groups or rng.choice([1, 2, size])
     nodes = [f"n{i}" for i in range(1, size + 1)]
-    world = World(rng.getrandbits(32), nodes, groups=groups, replication=replication)
-    config = f"{size} nodes, {groups} groups, replication {replication}"
+    spares = (f"n{size + 1}",)
+    world = World(rng.getrandbits(32), nodes, spares=spares, groups=groups, replication=replication)
+    config = f"{size} nodes and a spare, {groups} groups, replication {replication}"
     clients = SimClients(world, count=rng.randint(2, 6), keys=[f"k{i}" for i in range(3)])
-    nemesis = Nemesis(world)
+    nemesis = Nemesis(world, clients.proposed)
     monitor = _SafetyMonitor(world, clients)
     world.log(f"seed {seed}: {config}")
     result = SimResult(seed, config, monitor.violations, history=clients.history)
@@ -110,6 +112,10 @@ def run_seed(
             result.violations.append(f"liveness: a final read did not succeed: {final}")
     result.ops_ok = sum(1 for e in clients.history if e["type"] == "ok")
     result.ops_info = sum(1 for e in clients.history if e["type"] == "info")
+    result.reconfigurations = sum(
+        max(n.core.configs[g].id for n in world.nodes.values() if n.core)
+        for g in range(world.placement.groups)
+    )
     result.trace = list(world.trace)
     return result
 

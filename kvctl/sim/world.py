@@ -61,6 +61,7 @@ class SimNode:
             self.world.placement,
             states,
             timing=self.world.timing,
+            addresses={name: name for name in self.world.nodes_all},
             read_mode=self.world.read_mode,
         )
         self.world.after(self.world.rng.randint(1, TICK_MS), self._tick, self.incarnation)
@@ -114,6 +115,7 @@ class World:
         seed: int,
         nodes: list[str],
         *,
+        spares: tuple[str, ...] = (),
         groups: int,
         replication: int,
         read_mode: str = "linearizable",
@@ -129,7 +131,8 @@ class World:
         self._events: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
         self.client_inbox: Callable[[str, int, tuple[Any, ...]], None] = lambda *_: None
-        self.nodes = {name: SimNode(self, name) for name in nodes}
+        self.nodes_all = [*nodes, *spares]  # spares found no group; they may join one
+        self.nodes = {name: SimNode(self, name) for name in self.nodes_all}
 
     # -- the clock --------------------------------------------------------------------------
 
