@@ -27,6 +27,8 @@ from kvctl.node.messages import (
     ClientForwardReply,
     ConfigAnnounce,
     Snapshot,
+    StateReply,
+    StateRequest,
 )
 from kvctl.node.placement import Placement
 from kvctl.node.replica import DEFAULT_TIMING, Replica, StopSignApplied, Timing
@@ -108,14 +110,19 @@ class NodeCore:
         self._was_accepting: dict[Instance, bool] = {}
         self._sealed_at: dict[Instance, int] = {}
         self._ready = NodeReady()
+        self._awaiting: dict[Instance, Config] = {}  # member, without the starting state yet
         durable = dict(durable or {})
         for g in range(placement.groups):
             if name in self.configs[g].members:
                 durable.setdefault((g, 0), DurableState())
         for (g, cid), state in sorted(durable.items()):
-            members = state.members or self.configs[g].members
-            self._start_replica((g, cid), members, state)
-            self._learn(g, Config(cid, tuple(members)), ())
+            config = Config(cid, tuple(state.members or self.configs[g].members))
+            if cid > 0 and state.snapshot is None:
+                self._awaiting[(g, cid)] = config
+            else:
+                self._start_replica((g, cid), config.members, state)
+            if cid >= self.configs[g].id:
+                self.configs[g] = config
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -137,6 +144,12 @@ class NodeCore:
             elif isinstance(msg, ConfigAnnounce):
                 config = Config(msg.config_id, tuple(msg.members))
                 self._learn(msg.group, config, msg.addresses)
+            elif isinstance(msg, StateRequest):
+                self._share_state(src, msg)
+            elif isinstance(msg, StateReply):
+                config = self._awaiting.get((msg.group, msg.config_id))
+                if config is not None:
+                    self._learn(msg.group, config, (), msg.snapshot)
             return
         replica = self.replicas.get(tuple(group))
         if replica is not None:
@@ -151,6 +164,8 @@ class NodeCore:
         if self._now % ANNOUNCE_TICKS == 0:
             self._announce_configs()
             self._retire_sealed()
+            for instance in self._awaiting:
+                self._ask_for_state(instance, self._ready)
 
     # -- output -----------------------------------------------------------------------------
 
@@ -214,20 +229,50 @@ class NodeCore:
         if config.id < self.configs[group].id:
             return
         self.configs[group] = config
+        for stale in [i for i in self._awaiting if i[0] == group and i[1] < config.id]:
+            del self._awaiting[stale]  # that configuration has ended: no state is needed
         instance = (group, config.id)
         if self.name not in config.members or instance in self.replicas:
             return
-        # Continuing members start from the state after the StopSign; a joiner starts
-        # empty and gets a snapshot from the new leader's AcceptSync.
+        if base is None:
+            # Without the state the configuration starts from, a member must not take part:
+            # two empty members would be a majority that forgot everything. It asks for it.
+            if instance not in self._awaiting:
+                self._awaiting[instance] = config
+                ready.persist.append((instance, ("config", config.members)))
+                self._ask_for_state(instance, ready)
+            return
+        self._awaiting.pop(instance, None)
         state = DurableState(members=config.members)
-        ops: list[PersistOp] = [("config", config.members)]
-        if base is not None:
-            state.apply(("snapshot", base))
-            state.apply(("decided", base.index))
-            ops += [("snapshot", base), ("decided", base.index)]
+        ops: list[PersistOp] = [
+            ("config", config.members),
+            ("snapshot", base),
+            ("decided", base.index),
+        ]
+        for op in ops:
+            state.apply(op)
         self._start_replica(instance, config.members, state)
         ready.persist.extend((instance, op) for op in ops)
         self._announce(group, ready)
+
+    def _ask_for_state(self, instance: Instance, ready: NodeReady) -> None:
+        request = StateRequest(*instance)
+        ready.messages.extend(
+            (peer, NODE_LEVEL, request) for peer in self.addresses if peer != self.name
+        )
+
+    def _share_state(self, src: str, msg: StateRequest) -> None:
+        """Any decided state of that configuration will do: its start, or a later one."""
+        current = self.replicas.get((msg.group, msg.config_id))
+        previous = self.replicas.get((msg.group, msg.config_id - 1))
+        if current is not None and current.paxos.snapshot is not None:
+            snapshot = current.paxos.snapshot
+        elif previous is not None and previous.stopped is not None:
+            snapshot = previous.stopped.snapshot
+        else:
+            return
+        reply = StateReply(msg.group, msg.config_id, snapshot)
+        self._ready.messages.append((src, NODE_LEVEL, reply))
 
     def _announce(self, group: int, ready: NodeReady) -> None:
         config = self.configs[group]

@@ -144,6 +144,23 @@ class ConfigAnnounce:
     addresses: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class StateRequest:
+    """A member of a new configuration without its starting state asks for it."""
+
+    group: int
+    config_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateReply:
+    """A decided state of that configuration (at or after its start)."""
+
+    group: int
+    config_id: int
+    snapshot: Snapshot
+
+
 PEER_MESSAGES: tuple[type, ...] = (
     HeartbeatRequest,
     HeartbeatReply,
@@ -157,6 +174,8 @@ PEER_MESSAGES: tuple[type, ...] = (
     ClientForward,
     ClientForwardReply,
     ConfigAnnounce,
+    StateRequest,
+    StateReply,
 )
 
 

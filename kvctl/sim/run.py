@@ -15,10 +15,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvctl.checker import check
+from kvctl.history import History
 from kvctl.sim.clients import SimClients
 from kvctl.sim.faults import Nemesis
 from kvctl.sim.world import World
 
+CHECK_BUDGET_S = 20.0
 FAULT_MS = 3000
 HEAL_MS = 4000
 
@@ -110,6 +113,9 @@ def run_seed(
             result.violations.append("liveness: operations pending after the faults healed")
         elif any(e["type"] != "ok" for e in final):
             result.violations.append(f"liveness: a final read did not succeed: {final}")
+        verdict = check(History.from_events(clients.history), budget=CHECK_BUDGET_S, workers=1)
+        if verdict.valid is not True:
+            result.violations.append(f"linearizability ({verdict.valid}): {verdict.explanation}")
     result.ops_ok = sum(1 for e in clients.history if e["type"] == "ok")
     result.ops_info = sum(1 for e in clients.history if e["type"] == "info")
     result.reconfigurations = sum(
