@@ -11,10 +11,25 @@ order. Events of process "nemesis" record faults; they are kept apart from clien
 
 An invocation and the next completion of the same process form one `Op`. Real time is a
 total order of events (by time when every event has one, invocations first at equal times,
-so two operations that share a timestamp count as concurrent). An operation whose outcome is
-unknown (info, or never completed) has no return point: it may take effect at any moment
-after its invocation, or never. What each outcome means for each operation is the models'
-business (see `kvctl.checker.model`); this module only pairs and orders.
+so two operations that share a timestamp count as concurrent).
+
+What the events mean (the linearizability checker relies on exactly this):
+
+- Each key is a register of its own and starts as null, meaning absent (unless the checker is
+  given another initial value).
+- read ok v: the register held v (null: absent) at some point between invocation and completion.
+- write ok v: the register held v from some point between invocation and completion.
+- cas ok [a, b]: at some point it held a, and from then on b.
+- cas fail [a, b]: the comparison failed, so at some point the register did not hold a; the
+  value did not change. This is an observation the checker uses.
+- fail on read or write: it did not happen.
+- info, or an invocation that never completes: the outcome is unknown. A write or cas may take
+  effect at any point after its invocation (even after the info was recorded), or never; a cas
+  takes effect only if the register held a. A read with unknown result constrains nothing.
+
+Histories of other systems are read into the same form (`kvctl.checker.formats`); Knossos's
+semantics differ (a failed cas did not happen; a read of nil matches any value) and its
+importer translates them.
 """
 
 from __future__ import annotations

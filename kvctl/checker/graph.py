@@ -8,6 +8,9 @@ Facts may depend on what is already known, so they are asked again until nothing
 
 A cycle proves that the history is not linearizable, and reads as a short argument. Without a
 cycle, the edges between operations tell the search what must come first.
+
+networkx is imported where it is used: it takes a tenth of a second to import, and most
+histories (any whose values repeat) never build a graph.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from kvctl.checker.explain import Words
 from kvctl.history import Op
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 _ROUNDS = 20
 _SHORTEN = 200
@@ -45,6 +49,8 @@ def constrain(ops: Sequence[Op], model: Any, words: Words) -> Constraints:
     new = [f for f in model.facts(ops, [0] * n) if f.before != f.after]
     if not new:
         return Constraints(None, [0] * n, 0)
+    import networkx as nx
+
     g = _real_time(ops)
     for _ in range(_ROUNDS):
         for fact in new:
@@ -70,6 +76,8 @@ def constrain(ops: Sequence[Op], model: Any, words: Words) -> Constraints:
 
 def _real_time(ops: Sequence[Op]) -> nx.DiGraph:
     """a -> t(ret a) -> t(next) -> ... -> t(call b) -> b, exactly when a returned before b began."""
+    import networkx as nx
+
     g = nx.DiGraph()
     g.add_nodes_from(range(len(ops)))
     ranks = sorted({op.call for op in ops} | {op.ret for op in ops if op.ret is not None})
@@ -83,6 +91,8 @@ def _real_time(ops: Sequence[Op]) -> nx.DiGraph:
 
 def _reach(g: nx.DiGraph, n: int) -> dict[object, int]:
     """For every node, the operations after it, as a bitmask. Raises on a cycle."""
+    import networkx as nx
+
     reach: dict[object, int] = {}
     for node in reversed(list(nx.topological_sort(g))):
         mask = 0
@@ -120,6 +130,8 @@ def _cycle_text(g: nx.DiGraph, ops: Sequence[Op], words: Words) -> str:
 
 def _short_cycle(g: nx.DiGraph) -> list[object]:
     """A short cycle: the shortest way back over each fact edge of the first cycle's component."""
+    import networkx as nx
+
     best = [u for u, _ in nx.find_cycle(g)]
     component = g.subgraph(next(c for c in nx.strongly_connected_components(g) if best[0] in c))
     facts = [(u, v) for u, v, why in component.edges(data="why") if why]

@@ -1,13 +1,8 @@
 """The read / write / cas register, one per key: the model of our store and of Jepsen's etcd.
 
-Semantics (our JSONL format and Porcupine's etcd logs):
-
-- read ok v: the register held v (null = absent). write ok v: it now holds v.
-- cas ok [a, b]: it held a and now holds b. cas fail [a, b]: the comparison failed, so at that
-  point the register did not hold a; the state is unchanged. That is an observation.
-- fail on read or write: it did not happen. A read with unknown result constrains nothing.
-- info (or no completion) on write or cas: it may take effect at any point after its
-  invocation, or never; a cas with unknown outcome applies only if the register held a.
+It implements the semantics stated in `kvctl.history` (the same as Porcupine's etcd model):
+a failed cas is an observation that the register did not hold the old value; a write or cas
+with unknown outcome may take effect later or never; a failed read or write did not happen.
 """
 
 from __future__ import annotations
@@ -46,7 +41,8 @@ class Register(Base):
         # Values some operation compares with: any other value looks the same to every op.
         observed = {op.result for op in ops if op.f == "read" and op.status == "ok"}
         observed.update(op.value[0] for op in ops if op.f == "cas")
-        self.observed: set[Hashable] | None = observed
+        written = {self.initial} | set(self._sources(ops))
+        self.observed: set[Hashable] | None = None if written <= observed else observed
 
     @staticmethod
     def key(op: Op) -> Hashable:
@@ -68,6 +64,8 @@ class Register(Base):
 
     def exact(self) -> Register:
         """The same register without merging unobserved values, for explanations."""
+        if self.observed is None:
+            return self
         exact = copy.copy(self)
         exact.observed = None
         return exact
