@@ -26,6 +26,10 @@ def test_seed_runs_clean(seed):
     assert result.ops_ok >= 10  # the clients got work done, not just the final reads
 
 
+def test_the_seeds_reconfigure_groups_under_faults():
+    assert sum(run_seed(seed).reconfigurations for seed in range(10)) >= 3
+
+
 @pytest.mark.parametrize("size", [4, 6])
 def test_even_sized_groups_run_clean(size):
     for seed in range(5):
