@@ -30,7 +30,7 @@ from typing import Protocol
 
 from kvctl.history import Op
 
-MEMO_LIMIT = 4_000_000
+MEMO_BYTES = 1 << 30  # about what one search's memo may hold before the key is unknown
 _CHECK_EVERY = 0x3FF
 
 
@@ -96,10 +96,10 @@ def search(
     model: Model,
     before: Sequence[int] | None = None,
     deadline: float | None = None,
-    memo_limit: int = MEMO_LIMIT,
 ) -> Outcome:
     """Decide whether `ops` (one partition) is linearizable for `model`."""
     n = len(ops)
+    memo_limit = MEMO_BYTES // (n // 8 + 120)  # an entry: an n-bit int and a slot in a set
     before = list(before) if before is not None else [0] * n
     has_ret = [op.ret is not None for op in ops]
     known_left = sum(has_ret)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from checker_oracle import linearizable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvctl.checker import check
+from kvctl.checker import search as search_module
 from kvctl.checker.search import search, symmetric_before
 from kvctl.history import History
 
@@ -112,21 +114,31 @@ def test_unknown_outcomes_need_no_place() -> None:
     assert search(ops, _Counter()).valid is True
 
 
-def test_budget_gives_unknown_never_a_false_verdict() -> None:
-    # Sixteen concurrent writes, then a read of a value nobody wrote: proving that takes
-    # every subset of the writes.
+def _hard() -> History:
+    """Twelve concurrent writes, then a read of a value nobody wrote: proving that takes
+    every subset of the writes."""
     events = [
-        {"process": p, "type": "invoke", "f": "write", "value": p, "time": 0} for p in range(16)
+        {"process": p, "type": "invoke", "f": "write", "value": p, "time": 0} for p in range(12)
     ]
     events += [
         {"process": 99, "type": "invoke", "f": "read", "time": 5},
         {"process": 99, "type": "ok", "f": "read", "value": "never", "time": 6},
     ]
     events += [
-        {"process": p, "type": "ok", "f": "write", "value": p, "time": 10} for p in range(16)
+        {"process": p, "type": "ok", "f": "write", "value": p, "time": 10} for p in range(12)
     ]
-    history = History.from_events(events)
+    return History.from_events(events)
+
+
+def test_budget_gives_unknown_never_a_false_verdict() -> None:
+    history = _hard()
     hurried = check(history, budget=0.001)
     assert hurried.valid == "unknown"
     assert "ran out of time" in hurried.explanation
     assert check(history).valid is False
+
+
+def test_memory_bound_gives_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search_module, "MEMO_BYTES", 100_000)
+    result = check(_hard())
+    assert result.valid == "unknown" and "ran out of memory" in result.explanation
