@@ -1,0 +1,105 @@
+"""Faults and their schedule: which faults exist, where each can run, and why not elsewhere.
+
+`--nemesis` takes a comma list of fault names: `partition` (any shape) or one shape
+(`partition-halves`, `-one`, `-leader`, `-ring`, `-bridge`), `kill`, `pause`, `netem`, or
+`all` (every fault this cluster supports) and `none`. `clock` is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kvctl.nemesis.compose import Nemesis, Record
+from kvctl.nemesis.fault import Context, Fault, NemesisError
+from kvctl.nemesis.netem import Netem
+from kvctl.nemesis.partition import KINDS, Partition
+from kvctl.nemesis.process import kill, pause
+
+__all__ = ["Context", "Fault", "Nemesis", "NemesisError", "Selection", "build", "parse"]
+
+FAULTS: dict[str, Callable[[Context], Fault]] = {
+    "partition": Partition,
+    "kill": kill,
+    "pause": pause,
+    "netem": Netem,
+}
+NETWORK = {"partition", "netem"}
+SHAPES = {f"partition-{kind}": kind for kind in KINDS}
+
+
+@dataclass
+class Selection:
+    """What `--nemesis` asked for: fault name -> whether it may be left out (from `all`)."""
+
+    faults: dict[str, bool] = field(default_factory=dict)
+    shapes: list[str] = field(default_factory=list)  # partition shapes (empty: every shape)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.faults)
+
+
+CLOCK = (
+    "clock faults are not offered: kvctl's nodes run in containers or as local processes, "
+    "and they all share the host kernel's one clock. Setting the time inside a node needs "
+    "CAP_SYS_TIME and would move the clock of the whole machine, every node and the host's "
+    "own services at once: a host fault, not a node fault (Jepsen users lost runs to exactly "
+    "this, jepsen-io/jepsen#568). Linearizable reads here go through the Paxos log, not "
+    "through time-based leases, so clocks affect only how fast leaders are elected."
+)
+LOCAL_NETWORK = (
+    "the local backend runs every node on 127.0.0.1 in this machine's own network, so there "
+    "is no per-node network to cut or slow (and kvctl will not touch the host's firewall): "
+    "use --backend docker, or leave {fault} out of --nemesis (kill and pause work here)"
+)
+
+
+def parse(text: str, backend: str) -> Selection:
+    """The faults a `--nemesis` value asks for.
+
+    Faults that come from `all` are optional: those that cannot run here are left out with a
+    note. Named ones that cannot run here are refused (NemesisError with the reason).
+    """
+    chosen = Selection()
+    for word in (w.strip().lower() for w in text.split(",")):
+        if word in ("", "none"):
+            continue
+        if word == "clock":
+            raise NemesisError(CLOCK)
+        if word == "all":
+            for name in FAULTS:
+                if not (backend == "local" and name in NETWORK):
+                    chosen.faults.setdefault(name, True)
+            continue
+        name = "partition" if word in SHAPES else word
+        if name not in FAULTS:
+            known = ", ".join([*FAULTS, *SHAPES, "all", "none"])
+            raise NemesisError(f"unknown fault {word!r}: choose from {known}")
+        if backend == "local" and name in NETWORK:
+            raise NemesisError(LOCAL_NETWORK.format(fault=word))
+        chosen.faults[name] = False
+        if name == "partition":
+            shapes = [SHAPES[word]] if word in SHAPES else list(KINDS)
+            chosen.shapes = list(dict.fromkeys([*chosen.shapes, *shapes]))
+    return chosen
+
+
+def build(chosen: Selection, ctx: Context, record: Record) -> Nemesis:
+    """Make the faults, check each on the cluster, and compose them."""
+    faults: list[Fault] = []
+    notes = []
+    for name, optional in chosen.faults.items():
+        if name == "partition" and chosen.shapes:
+            fault: Fault = Partition(ctx, chosen.shapes)
+        else:
+            fault = FAULTS[name](ctx)
+        try:
+            fault.check()
+        except NemesisError as exc:
+            if not optional:
+                raise
+            notes.append(f"{name} left out: {exc}")
+            continue
+        faults.append(fault)
+    return Nemesis(faults, record, notes)

@@ -1,0 +1,102 @@
+"""What every fault is: a start/stop pair over one cluster, plus a heal that assumes nothing.
+
+A fault is a value; the nemesis composes several (see `compose`). Each verb returns the JSON
+value that goes into the history, with a one-line `summary` for people. Faults share a
+`Context`: the cluster, its backend, the run's random generator, and which nodes another
+fault has taken down or frozen, so that two faults never fight over one node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kvctl.client import Client, ClientError
+from kvctl.control.backend import Backend, BackendError, ClusterSpec, ExecResult
+
+Value = dict[str, Any]
+
+
+class NemesisError(Exception):
+    """A fault that cannot run here, or an action that failed; the message says why."""
+
+
+class Fault(Protocol):
+    """One kind of fault (Jepsen's nemesis): inject, undo, and undo-whatever-is-left."""
+
+    name: str
+    stage: int  # heal order: faults that bring nodes back (0) before network ones (1)
+
+    def check(self) -> None:
+        """Raise NemesisError if this fault cannot run on this cluster."""
+
+    def start(self) -> Value:
+        """Inject the fault; describe what was done."""
+
+    def stop(self) -> Value:
+        """Undo what `start` did."""
+
+    def heal(self) -> Value:
+        """Undo anything of this kind on every node, whether this run did it or not."""
+
+    def refresh(self) -> None:
+        """Re-assert this fault's state on nodes that came back since it last acted."""
+
+
+@dataclass
+class Context:
+    """The cluster the faults act on, shared by every fault of one nemesis."""
+
+    spec: ClusterSpec
+    backend: Backend
+    rng: random.Random = field(default_factory=random.Random)
+    held: dict[str, str] = field(default_factory=dict)  # node -> fault that has it
+
+    @property
+    def nodes(self) -> list[str]:
+        return [n.name for n in self.spec.nodes]
+
+    def free(self) -> list[str]:
+        """Nodes no fault has taken down or frozen."""
+        return [n for n in self.nodes if n not in self.held]
+
+    def sh(self, node: str, script: str) -> ExecResult:
+        """Run a shell line on a node; NemesisError if the node cannot run anything now."""
+        try:
+            return self.backend.exec(self.spec, node, ["sh", "-c", script])
+        except BackendError as exc:
+            raise NemesisError(f"{node}: {exc}") from exc
+
+    def leaders(self) -> dict[int, str]:
+        """Each group's leader as the nodes report it ({} if none answers). Blocking."""
+        addresses = {n.name: n.address for n in self.spec.nodes}
+
+        async def ask() -> dict[int, str]:
+            async with Client(addresses, timeout=2.0, attempt_timeout=0.5) as client:
+                try:
+                    topology = await client.topology()
+                except ClientError:
+                    return {}
+            return {int(g): n for g, n in topology.get("leaders", {}).items() if n}
+
+        return asyncio.run(ask())
+
+    def pick(self, among: list[str]) -> tuple[str, list[str]]:
+        """Targets for a node fault: one node, a minority, or a group's leader.
+
+        Returns how they were chosen and the nodes (empty when `among` is empty).
+        """
+        if not among:
+            return "none", []
+        how = self.rng.choice(["one", "minority", "leader"])
+        if how == "leader":
+            leaders = [n for n in set(self.leaders().values()) if n in among]
+            if leaders:
+                return how, [self.rng.choice(sorted(leaders))]
+            how = "one"
+        if how == "minority":
+            size = self.rng.randint(1, max(1, (len(self.nodes) - 1) // 2))
+            return how, sorted(self.rng.sample(among, min(size, len(among))))
+        return how, [self.rng.choice(among)]

@@ -1,0 +1,135 @@
+"""The partition fault: a grudge of a randomly chosen shape, enforced by the firewall.
+
+A node that cannot run commands when the grudge changes (killed, frozen) is remembered and
+brought in line by `refresh` once it is back: a restarted container comes up with an empty
+firewall, and a resumed one still carries the rules of a partition that has since healed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+from kvctl.nemesis import grudge as g
+from kvctl.nemesis.fault import Context, NemesisError, Value
+from kvctl.nemesis.firewall import Firewall
+
+
+def _leader(ctx: Context) -> tuple[g.Grudge, Value]:
+    leaders = ctx.leaders()
+    if not leaders:
+        node = ctx.rng.choice(ctx.nodes)
+        return g.isolate(node, ctx.nodes), {"leader": None, "isolated": node}
+    group = ctx.rng.choice(sorted(leaders))
+    return g.isolate(leaders[group], ctx.nodes), {"group": group, "leader": leaders[group]}
+
+
+def _one(ctx: Context) -> tuple[g.Grudge, Value]:
+    node = ctx.rng.choice(ctx.nodes)
+    return g.isolate(node, ctx.nodes), {"isolated": node}
+
+
+KINDS: dict[str, Callable[[Context], tuple[g.Grudge, Value]]] = {
+    "halves": lambda ctx: (g.halves(ctx.nodes, ctx.rng), {}),
+    "one": _one,
+    "leader": _leader,
+    "ring": lambda ctx: (g.majorities_ring(ctx.nodes, ctx.rng), {}),
+    "bridge": lambda ctx: (g.bridge(ctx.nodes, ctx.rng), {}),
+}
+
+
+def components(grudge: g.Grudge) -> list[list[str]] | None:
+    """The groups of nodes that see each other, if the grudge is a clean split; else None."""
+    nodes = sorted(grudge)
+    groups: list[list[str]] = []
+    for node in nodes:
+        seen = sorted(m for m in nodes if m not in grudge[node])
+        if seen not in groups:
+            groups.append(seen)
+    flat = [n for group in groups for n in group]
+    return groups if sorted(flat) == nodes else None
+
+
+def show(grudge: g.Grudge) -> str:
+    split = components(grudge)
+    if split is not None:
+        return " | ".join(",".join(group) for group in split)
+    return f"{g.cut_links(grudge)} links cut"
+
+
+class Partition:
+    """Cut the network into a shape drawn from `kinds` on start; heal it on stop."""
+
+    name: ClassVar[str] = "partition"
+    stage: ClassVar[int] = 1
+
+    def __init__(self, ctx: Context, kinds: Sequence[str] = tuple(KINDS)) -> None:
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise NemesisError(
+                f"unknown partition kind {unknown[0]!r}: choose from {', '.join(KINDS)}"
+            )
+        self.ctx = ctx
+        self.kinds = list(kinds)
+        self.firewall = Firewall(ctx)
+        self.grudge: g.Grudge = {}
+        self.behind: set[str] = set()  # nodes whose rules do not match self.grudge yet
+
+    def check(self) -> None:
+        if len(self.ctx.nodes) < 2:
+            raise NemesisError("a partition needs at least two nodes")
+
+    def start(self) -> Value:
+        kinds = self.ctx.rng.sample(self.kinds, len(self.kinds))
+        for kind in kinds:
+            grudge, detail = KINDS[kind](self.ctx)
+            if g.cut_links(grudge):
+                break
+        else:
+            raise NemesisError(f"no partition of kind {', '.join(kinds)} cuts {self.ctx.nodes}")
+        self.grudge = grudge
+        missed = self._enforce(self.ctx.nodes)
+        return {
+            "kind": kind,
+            **detail,
+            "drops": g.describe(grudge),
+            "missed": missed,
+            "summary": f"{kind}: {show(grudge)}",
+        }
+
+    def stop(self) -> Value:
+        self.grudge = {}
+        missed = self._enforce(self.ctx.nodes)
+        return {"missed": missed, "summary": "network healed"}
+
+    def heal(self) -> Value:
+        self.grudge = {}
+        missed = self._enforce(self.ctx.nodes)
+        if missed:
+            raise NemesisError(f"could not heal the network on {', '.join(missed)}")
+        return {"summary": "network healed on every node"}
+
+    def refresh(self) -> None:
+        self._enforce(sorted(self.behind))
+
+    def apply(self, grudge: g.Grudge) -> list[str]:
+        """Enforce a given grudge (the manual `kvctl partition`); the nodes it could not reach."""
+        self.grudge = grudge
+        return self._enforce(self.ctx.nodes)
+
+    def _enforce(self, nodes: Sequence[str]) -> list[str]:
+        """Bring each node's rules in line with the grudge; the nodes that could not be."""
+        missed = []
+        for node in nodes:
+            try:
+                drops = self.grudge.get(node, frozenset())
+                if drops:
+                    self.firewall.drop_from(node, drops)
+                else:
+                    self.firewall.heal(node)
+            except NemesisError as exc:
+                missed.append(str(exc))
+                self.behind.add(node)
+                continue
+            self.behind.discard(node)
+        return missed
