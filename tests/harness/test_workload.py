@@ -1,0 +1,110 @@
+"""The register workload against an in-memory register that fails and times out on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter, defaultdict
+
+from kvctl.checker import check
+from kvctl.client import Failed, Indeterminate
+from kvctl.history import History
+from kvctl.workload import Options, RegisterWorkload
+
+
+class FlakyStore:
+    """Linearizable: each operation takes effect at one instant, or not at all. Some answers
+    are lost (Indeterminate, whether or not it took effect), some refused (Failed)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.data: dict[str, object] = {}
+        self.rng = rng
+
+    async def _op(self, apply):
+        await asyncio.sleep(self.rng.uniform(0, 0.002))
+        roll = self.rng.random()
+        if roll < 0.05:
+            raise Failed("refused")
+        result = apply() if roll > 0.08 or self.rng.random() < 0.5 else None
+        await asyncio.sleep(self.rng.uniform(0, 0.002))
+        if roll < 0.08:
+            raise Indeterminate("answer lost")
+        return result
+
+    async def read(self, key):
+        return await self._op(lambda: self.data.get(key))
+
+    async def write(self, key, value):
+        return await self._op(lambda: self.data.__setitem__(key, value))
+
+    async def cas(self, key, old, new):
+        def swap():
+            if self.data.get(key) != old:
+                return False
+            self.data[key] = new
+            return True
+
+        return await self._op(swap)
+
+
+def run(options: Options, seconds: float, seed: int = 1):
+    rng = random.Random(seed)
+    events: list[dict] = []
+
+    def record(**fields):
+        fields = {"index": len(events), **fields}
+        events.append(fields)
+        return fields
+
+    workload = RegisterWorkload(FlakyStore(rng), record, options, rng)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await workload.run(loop.time() + seconds)
+        main_phase = len(events)
+        unread = await workload.final_reads(loop.time() + 5)
+        return main_phase, unread
+
+    main_phase, unread = asyncio.run(main())
+    return workload, events, main_phase, unread
+
+
+def test_history_is_well_formed_bounded_and_linearizable():
+    workload, events, main_phase, unread = run(Options(concurrency=6, ops_per_key=20), 0.6)
+    assert unread == []
+    invokes = [e for e in events[:main_phase] if e["type"] == "invoke"]
+    per_key = Counter(e["key"] for e in invokes)
+    assert len(per_key) > 3, "the workload moved on to fresh keys"
+    assert max(per_key.values()) <= 20
+    written = defaultdict(list)
+    for e in invokes:
+        if e["f"] == "write":
+            written[e["key"]].append(e["value"])
+        elif e["f"] == "cas":
+            written[e["key"]].append(e["value"][1])
+    assert all(len(v) == len(set(v)) and None not in v for v in written.values()), "unique"
+    final = [e for e in events[main_phase:] if e["type"] == "ok"]
+    assert {e["key"] for e in final} == set(workload.keys.used)
+    assert all(e["f"] == "read" for e in final)
+    result = check(History.from_events(events), budget=10, full=True)
+    assert result.valid is True, result.explanation
+
+
+def test_a_process_retires_after_an_unknown_outcome():
+    _, events, _, _ = run(Options(concurrency=4, ops_per_key=50), 0.6, seed=2)
+    infos = [e for e in events if e["type"] == "info"]
+    assert infos, "the flaky store lost some answers"
+    for info in infos:
+        process = info["process"]
+        later = [e for e in events if e["index"] > info["index"] and e["process"] == process]
+        assert later == [], f"process {process} went on after an info"
+    fails = [e for e in events if e["type"] == "fail"]
+    assert any(e.get("error") == "not applied: refused" for e in fails)
+    assert all(e.get("error") == "the comparison failed" for e in fails if e["f"] == "cas")
+    assert any(e["f"] == "cas" and e.get("error") == "not applied: refused" for e in infos)
+
+
+def test_rate_limits_invocations_over_all_processes():
+    _, events, main_phase, _ = run(Options(concurrency=8, rate=100), 0.5, seed=3)
+    invokes = sum(1 for e in events[:main_phase] if e["type"] == "invoke")
+    assert 35 <= invokes <= 60, invokes
