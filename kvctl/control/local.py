@@ -159,13 +159,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _check_port_free(port: int) -> None:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as exc:
-            raise BackendError(
-                f"port {port} on {LOOPBACK} is in use by another program; "
-                "`kvctl down --purge` and `kvctl up` again to pick new ports"
-            ) from exc
+def _check_port_free(port: int, wait: float = 3.0) -> None:
+    """Fail clearly if another program holds the port. A node just killed may hold it for
+    a moment while its threads exit, so this polls briefly before it gives up."""
+    deadline = time.monotonic() + wait
+    while True:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((LOOPBACK, port))
+                return
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise BackendError(
+                        f"port {port} on {LOOPBACK} is in use by another program; "
+                        "`kvctl down --purge` and `kvctl up` again to pick new ports"
+                    ) from exc
+        time.sleep(0.05)

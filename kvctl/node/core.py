@@ -78,6 +78,7 @@ class NodeReady:
     messages: list[tuple[str, Any, Any]] = field(default_factory=list)  # (dst, instance, msg)
     responses: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)  # (conn, resp)
     new_peers: dict[str, str] = field(default_factory=dict)  # learned name -> host:port
+    written: dict[Instance, int] = field(default_factory=dict)  # for persisted(), after fsync
 
 
 class NodeCore:
@@ -155,6 +156,13 @@ class NodeCore:
         if replica is not None:
             replica.handle(src, msg)
 
+    def persisted(self, written: dict[Instance, int]) -> None:
+        """The fsync covering a ready batch returned (its `written`)."""
+        for instance, length in written.items():
+            replica = self.replicas.get(instance)
+            if replica is not None:
+                replica.paxos.persisted(length)
+
     def tick(self) -> None:
         self._now += 1
         for replica in self.replicas.values():
@@ -175,6 +183,8 @@ class NodeCore:
             out = replica.take_ready()
             ready.persist.extend((instance, op) for op in out.persist)
             ready.messages.extend((dst, instance, msg) for dst, msg in out.messages)
+            if out.written_len is not None:
+                ready.written[instance] = out.written_len
             leader = replica.leader_hint()
             for client_id, seq, value in out.results:
                 for sink, _ in self._waiters.pop((instance, client_id, seq), ()):

@@ -63,6 +63,7 @@ class Ready:
     messages: list[tuple[str, PaxosMessage]] = field(default_factory=list)
     install: Snapshot | None = None
     decided: list[Entry] = field(default_factory=list)
+    written_len: int | None = None  # log length once `persist` is on disk: give to persisted()
 
 
 class SequencePaxos:
@@ -98,6 +99,7 @@ class SequencePaxos:
         self._pending: list[Entry] = []
         self._ticks = 0
         self._applied_idx = self.log_start
+        self._durable_len = self.log_len  # what a leader may count as its own acceptance
         # Outputs not yet taken.
         self._outbox: list[tuple[str, PaxosMessage]] = []
         self._dirty_promise = False
@@ -183,6 +185,11 @@ class SequencePaxos:
         elif self.phase is Phase.RECOVER:
             self._ask_for_resync(self.peers)
 
+    def persisted(self, written_len: int) -> None:
+        """The host's fsync of a ready batch returned: the log up to there is durable.
+        A leader counts itself toward a majority only up to this point."""
+        self._durable_len = written_len
+
     def compact(self, snapshot: Snapshot) -> None:
         """Replace the applied prefix [0, snapshot.index) by `snapshot`."""
         if not self.log_start < snapshot.index <= self._applied_idx:
@@ -235,6 +242,7 @@ class SequencePaxos:
         if self._dirty_log_from is not None:
             start = max(self._dirty_log_from, self.log_start)
             persist.append(("log", start, self.log[start - self.log_start :]))
+            ready.written_len = self.log_len
         if self._dirty_decided:
             persist.append(("decided", self.decided_idx))
         self._dirty_promise = self._dirty_accepted = self._dirty_decided = False
@@ -323,7 +331,8 @@ class SequencePaxos:
             progress.acked_idx = msg.accepted_idx
 
     def _advance_decided(self) -> None:
-        acked = sorted([self.log_len] + [p.acked_idx for p in self._followers.values()])
+        own = min(self._durable_len, self.log_len)
+        acked = sorted([own] + [p.acked_idx for p in self._followers.values()])
         if len(acked) >= self.quorum:
             chosen = acked[-self.quorum]
             if chosen > self.decided_idx:
@@ -492,6 +501,7 @@ class SequencePaxos:
             suffix = suffix[self.log_start - start :]  # we compacted those: they are decided
             start = self.log_start
         del self.log[start - self.log_start :]
+        self._durable_len = min(self._durable_len, start)
         self.log.extend(suffix)
         self._dirty_log_from = (
             start if self._dirty_log_from is None else min(self._dirty_log_from, start)

@@ -50,6 +50,7 @@ class ReplicaReady:
     messages: list[tuple[str, Any]] = field(default_factory=list)
     results: list[tuple[int, int, Any]] = field(default_factory=list)  # (client, seq, result)
     stopped: StopSignApplied | None = None
+    written_len: int | None = None  # see Ready.written_len
 
 
 class Replica:
@@ -120,7 +121,9 @@ class Replica:
 
     def take_ready(self) -> ReplicaReady:
         ready = self.paxos.take_ready()
-        out = ReplicaReady(persist=ready.persist, messages=list(ready.messages))
+        out = ReplicaReady(
+            persist=ready.persist, messages=list(ready.messages), written_len=ready.written_len
+        )
         out.messages.extend(self.ble.outbox)
         self.ble.outbox = []
         if ready.install is not None:

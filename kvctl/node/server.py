@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kvctl.node.core import NodeCore
-from kvctl.node.durable import DurableState
+from kvctl.node.durable import DurableState, needs_fsync
 from kvctl.node.messages import AFTER_FSYNC
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
@@ -73,6 +75,9 @@ class NodeServer:
         self.clients: dict[int, asyncio.Transport] = {}
         self._next_conn = 0
         self._flush_scheduled = False
+        self._syncing = False
+        self._waiting: list[_AfterSync] = []
+        self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsync")
         self._stopped = asyncio.Event()
 
     async def run(self) -> None:
@@ -127,21 +132,54 @@ class NodeServer:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Send what may leave before the fsync, fsync, then send what vouches for it."""
+        """Take the core's ready batch: send what may leave before the fsync, write the
+        records, and queue what vouches for them until an fsync covering them returns."""
         self._flush_scheduled = False
         ready = self.core.take_ready()
         for name, address in ready.new_peers.items():
             self._add_link(name, address)
-        early = [m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)]
-        self._send(early)
+        self._send([m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)])
         if ready.persist:
-            self.storage.append(ready.persist)
-            if self.storage.size > self.storage.rewrite_bytes:
-                self.storage.rewrite(self._durable_states())
-        if len(early) < len(ready.messages):
-            self._send([m for m in ready.messages if isinstance(m[2], AFTER_FSYNC)])
+            self.storage.write(ready.persist)
+        after = _AfterSync(
+            [m for m in ready.messages if isinstance(m[2], AFTER_FSYNC)],
+            ready.responses,
+            ready.written,
+        )
+        if any(needs_fsync(op) for _, op in ready.persist) or self._syncing or self._waiting:
+            self._waiting.append(after)
+            self._start_sync()
+        else:
+            self._release(after)
+
+    def _start_sync(self) -> None:
+        """Group commit, pipelined: one fsync in flight covers every batch written before it
+        began; batches written meanwhile wait for the next one. The loop never blocks."""
+        if self._syncing or not self._waiting:
+            return
+        if self.storage.size > self.storage.rewrite_bytes:
+            self.storage.rewrite(self._durable_states())
+        batch, self._waiting = self._waiting, []
+        self._syncing = True
+        future = asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.storage.sync)
+        future.add_done_callback(lambda f: self._synced(f, batch))
+
+    def _synced(self, future: asyncio.Future[None], batch: list[_AfterSync]) -> None:
+        self._syncing = False
+        if future.exception() is not None:
+            # After a failed fsync the page cache may be lying: stop rather than vouch for it.
+            log.critical("fsync failed: %s; stopping", future.exception())
+            os._exit(70)
+        for after in batch:
+            self._release(after)
+        self.schedule_flush()
+        self._start_sync()
+
+    def _release(self, after: _AfterSync) -> None:
+        self.core.persisted(after.written)
+        self._send(after.messages)
         replies: dict[int, list[Any]] = defaultdict(list)
-        for conn, response in ready.responses:
+        for conn, response in after.responses:
             replies[conn].append(response)
         for conn, batch in replies.items():
             transport = self.clients.get(conn)
@@ -181,6 +219,15 @@ class NodeServer:
         self._next_conn += 1
         self.clients[self._next_conn] = transport
         return self._next_conn
+
+
+@dataclass
+class _AfterSync:
+    """What a ready batch may do only once its records are on disk."""
+
+    messages: list[tuple[str, Any, Any]]
+    responses: list[tuple[int, tuple[Any, ...]]]
+    written: dict[Any, int]
 
 
 class Inbound(asyncio.Protocol):

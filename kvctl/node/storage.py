@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from kvctl.node.durable import DurableState, PersistOp, needs_fsync
+from kvctl.node.durable import DurableState, PersistOp
 from kvctl.node.wire import pack, unpack
 
 log = logging.getLogger("kvctl.storage")
@@ -53,13 +53,20 @@ class Storage:
     def size(self) -> int:
         return self._file.tell()
 
-    def append(self, records: list[tuple[int, PersistOp]]) -> None:
-        """Write, and fsync unless every record may be lost (see `needs_fsync`): only then
-        may the messages that vouch for them be sent."""
+    def write(self, records: list[tuple[Any, PersistOp]]) -> None:
+        """Hand records to the OS; they are durable once a later `sync` returns."""
         self._file.write(b"".join(_record(group, op) for group, op in records))
         self._file.flush()
-        if any(needs_fsync(op) for _, op in records):
-            os.fdatasync(self._file.fileno())
+
+    def sync(self) -> None:
+        """fdatasync: every record written before this call is on disk when it returns.
+        Safe to call from another thread while the event loop writes."""
+        os.fdatasync(self._file.fileno())
+
+    def append(self, records: list[tuple[Any, PersistOp]]) -> None:
+        """Write and sync, for callers with nothing better to do meanwhile."""
+        self.write(records)
+        self.sync()
 
     def rewrite(self, states: dict[int, DurableState]) -> None:
         """Replace the log by the current state of every group, atomically."""

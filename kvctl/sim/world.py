@@ -103,6 +103,9 @@ class SimNode:
         if any(needs_fsync(op) for _, op in ready.persist):
             self.disk.extend(self.unsynced)
             self.unsynced = []
+        if self.core is not None and ready.written:
+            self.core.persisted(ready.written)
+            self.flush()
         for dst, group, msg in later:
             self.world.send(self.name, dst, (group, msg))
         for conn, response in ready.responses:
