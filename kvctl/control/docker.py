@@ -348,14 +348,18 @@ class DockerBackend:
         return ExecResult(code, output.decode(errors="replace"))
 
     def logs(self, spec: ClusterSpec, node: str, follow: bool = False) -> Iterator[str]:
-        """The node's output, line by line; with `follow`, until the container stops."""
-        container = self._container(spec, node)
+        """The node's output, line by line; with `follow`, until the container stops or the
+        caller closes the iterator (which closes the engine's stream)."""
+        stream = self._container(spec, node).logs(stream=True, follow=follow)
         pending = b""
-        for chunk in container.logs(stream=True, follow=follow):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield line.decode(errors="replace")
+        try:
+            for chunk in stream:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.decode(errors="replace")
+        finally:
+            stream.close()
         if pending:
             yield pending.decode(errors="replace")
 

@@ -86,6 +86,9 @@ def test_logs_on_the_output_and_in_the_volume(
     assert any("n2" in line and "listening" in line for line in lines)
     in_volume = backend.exec(cluster, "n2", ["cat", "/data/node.log"]).output.splitlines()
     assert lines[0] in in_volume
+    followed = backend.logs(cluster, "n2", follow=True)
+    assert next(followed) == lines[0]  # and then it would wait for more
+    followed.close()
 
 
 def test_kill_and_start_keep_the_node_and_its_data(

@@ -189,7 +189,11 @@ def test_read_write_cas_and_faults_over_ssh(lab: SshLab, cluster: ClusterSpec) -
     rules = backend.exec(cluster, "n5", ["iptables", "-S", "INPUT"])
     assert (rules.exit_code, rules.output.strip()) == (0, "-P INPUT ACCEPT")
     assert backend.exec(cluster, "n5", ["sh", "-c", "exit 5"]).exit_code == 5
-    assert any("n4" in line and "listening" in line for line in backend.logs(cluster, "n4"))
+    logged = list(backend.logs(cluster, "n4"))
+    assert any("n4" in line and "listening" in line for line in logged)
+    followed = backend.logs(cluster, "n4", follow=True)
+    assert next(followed) == logged[0]  # and then it would wait for more
+    followed.close()
     backend.close()
 
 
