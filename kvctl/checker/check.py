@@ -109,7 +109,7 @@ def check_key(
     """One key: evidence, then the constraint graph, then the search."""
     start = time.monotonic()
     model = kind(ops, initial)
-    ops = model.settle([op for op in ops if model.relevant(op)])
+    ops = model.settle(sorted((op for op in ops if model.relevant(op)), key=lambda op: op.call))
     words = Words(history, model)
     graph = constrain(ops, model, words)
     if graph.cycle is not None:

@@ -21,6 +21,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from kvctl.checker.explain import Words
+from kvctl.checker.model import Known
 from kvctl.history import Op
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def constrain(ops: Sequence[Op], model: Any, words: Words) -> Constraints:
     no graph is built at all (for example when values are not unique).
     """
     n = len(ops)
-    new = [f for f in model.facts(ops, [0] * n) if f.before != f.after]
+    new = [f for f in model.facts(ops, Known([0] * n, [0] * n)) if f.before != f.after]
     if not new:
         return Constraints(None, [0] * n, 0)
     import networkx as nx
@@ -56,13 +57,12 @@ def constrain(ops: Sequence[Op], model: Any, words: Words) -> Constraints:
         for fact in new:
             g.add_edge(fact.before, fact.after, why=fact.why)
         try:
-            reach = _reach(g, n)
+            known = _known(g, n)
         except nx.NetworkXUnfeasible:
             return Constraints(_cycle_text(g, ops, words), [0] * n, g.number_of_edges())
-        later = [reach[i] for i in range(n)]
         new = [
             f
-            for f in model.facts(ops, later)
+            for f in model.facts(ops, known)
             if f.before != f.after and not g.has_edge(f.before, f.after)
         ]
         if not new:
@@ -89,17 +89,22 @@ def _real_time(ops: Sequence[Op]) -> nx.DiGraph:
     return g
 
 
-def _reach(g: nx.DiGraph, n: int) -> dict[object, int]:
-    """For every node, the operations after it, as a bitmask. Raises on a cycle."""
+def _known(g: nx.DiGraph, n: int) -> Known:
+    """For every operation, bitmasks of the operations after it and before it. Raises on a
+    cycle."""
     import networkx as nx
 
-    reach: dict[object, int] = {}
-    for node in reversed(list(nx.topological_sort(g))):
-        mask = 0
-        for succ in g.successors(node):
-            mask |= reach[succ] | (1 << succ if isinstance(succ, int) else 0)
-        reach[node] = mask
-    return reach
+    order = list(nx.topological_sort(g))
+    masks = []
+    for nodes, neighbours in ((reversed(order), g.successors), (order, g.predecessors)):
+        mask: dict[object, int] = {}
+        for node in nodes:
+            m = 0
+            for other in neighbours(node):
+                m |= mask[other] | (1 << other if isinstance(other, int) else 0)
+            mask[node] = m
+        masks.append([mask[i] for i in range(n)])
+    return Known(*masks)
 
 
 def _cycle_text(g: nx.DiGraph, ops: Sequence[Op], words: Words) -> str:

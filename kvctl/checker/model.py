@@ -9,12 +9,13 @@ A model is the sequential specification of one partition of a history (one key, 
   does not);
 - `read_only(op)`: whether the operation leaves the state unchanged whenever it is legal;
 - `settle(ops)`: evidence that fixes unknown outcomes before the search;
-- `facts(ops, later)`: orders that every linearization must obey, for the constraint graph;
+- `facts(ops, known)`: orders that every linearization must obey, for the constraint graph;
 - `describe_op`, `describe_state`: words for explanations, and `exact()`: the model without
   any merging of states (see the register), so that explanations name real values.
 
 An operation whose outcome is unknown must be legal in every state (it may have taken effect,
-or not). `step` may depend on an operation's f, value, result and status only.
+or not). `step` may depend on an operation's f, value, result and status only. The checker
+hands a partition's operations over in order of invocation.
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ class Fact(NamedTuple):
     why: str
 
 
-Later = Sequence[int]
-"""For each operation, a bitmask of the operations known to take effect after it."""
+class Known(NamedTuple):
+    """What the constraint graph knows so far: for each operation, bitmasks of the operations
+    known to take effect after it and before it."""
+
+    later: Sequence[int]
+    earlier: Sequence[int]
 
 
 class Model(Protocol):
@@ -59,7 +64,7 @@ class Model(Protocol):
 
     def settle(self, ops: list[Op]) -> list[Op]: ...
 
-    def facts(self, ops: Sequence[Op], later: Later) -> Iterable[Fact]: ...
+    def facts(self, ops: Sequence[Op], known: Known) -> Iterable[Fact]: ...
 
     def describe_op(self, op: Op) -> str: ...
 
@@ -85,7 +90,7 @@ class Base:
     def settle(self, ops: list[Op]) -> list[Op]:
         return ops
 
-    def facts(self, ops: Sequence[Op], later: Later) -> Iterable[Fact]:
+    def facts(self, ops: Sequence[Op], known: Known) -> Iterable[Fact]:
         return ()
 
     def describe_state(self, state: Hashable) -> str:

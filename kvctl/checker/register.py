@@ -11,7 +11,7 @@ import copy
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
-from kvctl.checker.model import Base, Fact, Later, brief, show
+from kvctl.checker.model import Base, Fact, Known, brief, show
 from kvctl.history import Op
 
 UNSEEN = "<unseen>"
@@ -133,64 +133,68 @@ class Register(Base):
                 settled[writers[0]] = w._replace(status="ok", ret=by, result=w.value)
         return settled
 
-    def facts(self, ops: Sequence[Op], later: Later) -> Iterable[Fact]:
-        """Orders forced by unique values: only when every value is written at most once and
-        never equals the initial one (our workload makes them so)."""
+    def facts(self, ops: Sequence[Op], known: Known) -> Iterable[Fact]:
+        """Orders forced by unique values, those not known yet: only when every value is
+        written at most once and never equals the initial one (our workload makes them so)."""
         sources = self._sources(ops)
         if any(len(w) > 1 for w in sources.values()) or self.initial in sources:
             return
+        later, earlier = known
         writer = {value: w[0] for value, w in sources.items()}
         # Operations that surely change the value if they take effect at all.
-        sure = [
-            i
+        sure = sum(
+            1 << i
             for i, op in enumerate(ops)
             if op.f == "write" or (op.f == "cas" and op.status == "ok")
-        ]
-        sure_mask = sum(1 << i for i in sure)
+        )
         for value, readers in self._observers(ops).items():
             w = writer.get(value)
             if w is None and value != self.initial:
                 continue  # nobody wrote it: the search will say so
             v = show(value)
-            seen_mask = sum(1 << r for r in readers)
+            seen = sum(1 << r for r in readers)
             for r in readers:
-                if w is not None and w != r:
+                if w is not None and w != r and not later[w] >> r & 1:
                     yield Fact(w, r, f"only the first wrote {v}, and the second saw it")
                 if ops[r].f == "cas":
-                    yield from (
-                        Fact(o, r, f"the first saw {v}, which the second (a cas) replaced")
-                        for o in readers
-                        if o != r
-                    )
+                    for o in readers:
+                        if o != r and not later[o] >> r & 1:
+                            yield Fact(
+                                o, r, f"the first saw {v}, which the second (a cas) replaced"
+                            )
             # Writes known to follow the write of v end v: its reads come before the first
-            # of them (the later ones follow by transitivity).
-            after = (sure_mask if w is None else later[w]) & sure_mask & ~seen_mask
-            for w2 in _bits(after):
-                after &= ~later[w2]
-            for w2 in _bits(after):
-                if w2 != w:
-                    yield from (
-                        Fact(
-                            r, w2, f"the first saw {v}, which was gone once the second took effect"
-                        )
-                        for r in readers
-                    )
+            # of them (the others follow by transitivity). Operations are in order of
+            # invocation, so the first ones are found among the lowest bits.
+            rest, covered = (sure if w is None else later[w]) & sure & ~seen, 0
+            while rest:
+                w2 = (rest & -rest).bit_length() - 1
+                if not covered >> w2 & 1:
+                    for r in readers:
+                        if not later[r] >> w2 & 1:
+                            yield Fact(
+                                r,
+                                w2,
+                                f"the first saw {v}, which was gone once the second took effect",
+                            )
+                covered |= later[w2]
+                rest &= ~covered & ~(1 << w2)
+            if w is None:
+                continue
             # A write known to precede a read of v took effect before v was written.
-            if w is not None:
-                for w2 in sure:
-                    if w2 != w and not seen_mask >> w2 & 1 and later[w2] & seen_mask:
-                        yield Fact(
-                            w2,
-                            w,
-                            f"the first took effect before a read of {v}, so "
-                            f"before the second wrote {v}",
-                        )
+            before_reads = 0
+            for r in readers:
+                before_reads |= earlier[r]
+            for w2 in _bits(before_reads & sure & ~seen & ~earlier[w] & ~(1 << w)):
+                yield Fact(
+                    w2,
+                    w,
+                    f"the first took effect before a read of {v}, so before the second wrote {v}",
+                )
 
 
 def _bits(mask: int) -> Iterable[int]:
-    i = 0
+    """The positions of the bits set in `mask`."""
     while mask:
-        if mask & 1:
-            yield i
-        mask >>= 1
-        i += 1
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
