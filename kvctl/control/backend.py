@@ -91,8 +91,6 @@ class ClusterSpec:
             data_dir,
             "--cluster",
             self.peers_arg(),
-            "--peers",
-            self.peers_arg(founders=False),
             "--groups",
             str(self.group_count),
             "--replication",
