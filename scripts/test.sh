@@ -3,11 +3,12 @@
 # Usage: bash scripts/test.sh [pytest args...]   (e.g. -m "not slow" for the fast set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# mmdebstrap bootstraps the node image's Debian base (tests/docker); skipped once installed.
-if ! command -v mmdebstrap >/dev/null; then
+# mmdebstrap bootstraps the node image's Debian base (tests/docker); chromium opens the HTML
+# report (tests/harness). Skipped once both are installed.
+if ! command -v mmdebstrap >/dev/null || ! command -v chromium >/dev/null; then
     sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
     $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap chromium >/dev/null
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m ruff check .

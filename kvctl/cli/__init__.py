@@ -36,3 +36,8 @@ main.add_command(check)
 from kvctl.cli.bench import bench  # noqa: E402
 
 main.add_command(bench)
+
+from kvctl.cli.test import COMMANDS as TEST_COMMANDS  # noqa: E402
+
+for _command in TEST_COMMANDS:
+    main.add_command(_command)

@@ -24,9 +24,8 @@ from kvctl.control.backend import (
     forget_spec,
     kvctl_home,
     load_spec,
-    save_spec,
 )
-from kvctl.control.ready import wait_until_serving
+from kvctl.control.provision import provision
 
 T = TypeVar("T")
 
@@ -97,14 +96,13 @@ def up(
 ) -> None:
     """Start a cluster (or restart the stopped nodes of this one) and wait until it serves."""
     started = time.monotonic()
-    spec = load_spec()
-    if spec is None:
-        if count < 1:
-            raise click.BadParameter("at least one node", param_hint="--nodes")
-        backend = backend or default_backend()
+    if count < 1:
+        raise click.BadParameter("at least one node", param_hint="--nodes")
+
+    def new() -> ClusterSpec:
         spec = ClusterSpec(
             name=name,
-            backend=backend,
+            backend=backend or default_backend(),
             nodes=[NodeSpec(f"n{i}", "", 0) for i in range(1, count + 1)],
             replication=replication,
             groups=groups,
@@ -112,21 +110,12 @@ def up(
         )
         if hosts_file:
             spec.extra["hosts_file"] = str(hosts_file)
-    elif backend and backend != spec.backend:
-        raise click.ClickException(
-            f"this directory's cluster {spec.name!r} runs on {spec.backend}; "
-            "`kvctl down --purge` it first to start another"
-        )
-    click.echo(f"starting {len(spec.nodes)} nodes on the {spec.backend} backend ...")
+        return spec
+
     try:
-        spec = backend_of(spec).up(spec)
+        spec, _ = provision(new, backend=backend, timeout=timeout, say=click.echo)
     except BackendError as exc:
         raise click.ClickException(str(exc)) from exc
-    save_spec(spec)
-    try:
-        wait_until_serving(addresses(spec), timeout)
-    except TimeoutError as exc:
-        raise click.ClickException(f"{exc}; see `kvctl status` and `kvctl logs NODE`") from exc
     for node in spec.nodes:
         click.echo(f"  {node.name}  {node.address}")
     click.echo(f"cluster {spec.name!r} serving in {time.monotonic() - started:.1f} s")
