@@ -149,7 +149,8 @@ class SshBackend:
         """Assign nodes to hosts, upload the code to each host, start every node."""
         if "hosts_file" not in spec.extra:
             raise BackendError("the ssh backend needs --hosts FILE (one host a line)")
-        hosts = read_hosts(Path(spec.extra["hosts_file"]))
+        hosts_file = Path(spec.extra["hosts_file"]).resolve()  # later commands may run elsewhere
+        hosts = read_hosts(hosts_file)
         nodes = []
         for i, node in enumerate(spec.nodes):
             host = hosts[i % len(hosts)]
@@ -159,7 +160,8 @@ class SshBackend:
             nodes.append(
                 replace(node, host=host.address, port=DEFAULT_PORT + i // len(hosts), extra=extra)
             )
-        spec = replace(spec, backend=self.name, nodes=nodes)
+        extra = {**spec.extra, "hosts_file": str(hosts_file)}
+        spec = replace(spec, backend=self.name, nodes=nodes, extra=extra)
         archive = package_archive()
         used = list(dict.fromkeys(hosts[: len(nodes)]))
         with ThreadPoolExecutor(max_workers=8) as pool:
