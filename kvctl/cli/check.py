@@ -90,19 +90,20 @@ def _initial(text: str | None) -> Any:
 
 
 def _print(path: Path, result: Any, seconds: float) -> None:
-    keys = len(result.keys) + result.unchecked
-    click.echo(
-        f"{path}: {_VERDICT[result.valid]} ({result.model}, {keys} "
-        f"key{'s' if keys != 1 else ''}, {seconds} s)"
-    )
+    keys = _count(len(result.keys) + result.unchecked, "key")
+    click.echo(f"{path}: {_VERDICT[result.valid]} ({result.model}, {keys}, {seconds} s)")
     for key in result.keys:
         if key.valid is not True:
             click.echo(f"  key {show(key.key)}: {_VERDICT[key.valid]}: {key.explanation}")
     if result.unchecked:
         click.echo(
-            f"  {result.unchecked} more keys not checked after the first invalid one "
+            f"  {_count(result.unchecked, 'more key')} not checked after the first invalid one "
             f"(--full checks them all)"
         )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _jsonable(value: Any) -> Any:

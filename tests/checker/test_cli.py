@@ -123,6 +123,6 @@ def test_full_reports_every_key(tmp_path: Path) -> None:
     lines = [*STALE, *(line.replace('"x"', '"y"') for line in STALE)]
     path = _file(tmp_path, "two.jsonl", lines)
     _, out, _ = _run(path)
-    assert "1 more keys not checked" in out
+    assert "1 more key not checked" in out
     _, out, _ = _run("--full", path)
     assert out.count("INVALID: These orders") == 2
