@@ -135,7 +135,7 @@ def check_key(
             if again.valid is False:
                 model, out = exact, again
         result.explanation = failure(Words(history, model), ops, out)
-        result.blocked = ops[out.blocked].id  # type: ignore[index]
+        result.blocked = ops[out.blocked].id
         result.order = [ops[i].id for i in out.order]
     result.seconds = time.monotonic() - start
     return result

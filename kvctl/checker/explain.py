@@ -42,7 +42,8 @@ class Words:
         return self.at(op.ret)
 
     def span(self, op: Op) -> str:
-        """ "12.1 s to 12.3 s", "lines 10 to 14", or "invoked at 12.1 s, outcome unknown"."""
+        """When it ran: like "12.1 s to 12.3 s", "lines 10 to 14", "invoked at 12.1 s, outcome
+        unknown"."""
         if op.completion is None or op.completion.type not in ("ok", "fail"):
             outcome = "never returned" if op.completion is None else "outcome unknown"
             seen = ", but its effect was seen" if op.ret is not None else ""
@@ -53,34 +54,27 @@ class Words:
         return f"{start} to {end}"
 
     def op(self, op: Op) -> str:
-        """ "process 7's read 4 (12.1 s to 12.3 s)"."""
+        """Like "process 7's read 4 (12.1 s to 12.3 s)"."""
         failed = "failed " if op.status == "fail" else ""
         return f"process {op.process}'s {failed}{self.model.describe_op(op)} ({self.span(op)})"
 
     def last_fault(self, rank: int) -> str | None:
         """The last nemesis event recorded before the event of a rank, in words."""
         at = self.history.ranked[rank]
+        clock = self.history.time_at(rank) is not None and all(
+            e.time is not None for e in self.history.faults
+        )
         before = [
-            e
-            for e in self.history.faults
-            if (
-                e.time <= at.time
-                if e.time is not None and at.time is not None
-                else e.line < at.line
-            )
+            e for e in self.history.faults if (e.time <= at.time if clock else e.line < at.line)
         ]
         if not before:
             return None
         e = before[-1]
-        when = (
-            f"line {e.line}"
-            if e.time is None or at.time is None
-            else seconds(e.time - self.history.ranked[0].time)
-        )  # type: ignore[operator]
+        when = seconds(e.time - self.history.ranked[0].time) if clock else f"line {e.line}"
         return f"nemesis {e.type} {e.f} {show(e.value)} at {when}"
 
     def states(self, states: Sequence[Hashable]) -> str:
-        """ "2, 3 or 4", numbers first, in order."""
+        """Like "2, 3 or 4": numbers first, in order."""
         words = [self.model.describe_state(s) for s in sorted(states, key=_order)]
         return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
@@ -91,7 +85,7 @@ class Words:
 
 def _order(state: Hashable) -> tuple[int, float, str]:
     number = isinstance(state, int | float) and not isinstance(state, bool)
-    return (0, state, "") if number else (1, 0.0, repr(state))  # type: ignore[return-value]
+    return (0, state, "") if number else (1, 0.0, repr(state))
 
 
 def failure(words: Words, ops: Sequence[Op], outcome: Outcome) -> str:
@@ -110,8 +104,9 @@ def failure(words: Words, ops: Sequence[Op], outcome: Outcome) -> str:
             f"Longest linearizable prefix found: {len(prefix)} operations, ending with "
             f"{words.listing(prefix[-3:])}."
         )
+    assert x.ret is not None  # the search blocks at a return
     concurrent = [
-        o for o in ops if o is not x and o.call < (x.ret or 0) and (o.ret is None or o.ret > x.call)
+        o for o in ops if o is not x and o.call < x.ret and (o.ret is None or o.ret > x.call)
     ]
     if concurrent:
         lines.append(f"Concurrent with it: {words.listing(concurrent)}.")

@@ -51,7 +51,7 @@ class MultiRegister(Base):
         return (self.initial,) * len(self.names)
 
     def step(self, state: Hashable, op: Op) -> tuple[bool, Hashable]:
-        values = list(state)  # type: ignore[call-overload]
+        values = list(state)
         for f, name, value in self.micro_ops(op):
             k = self.slot[name]
             if f == "write":
@@ -67,5 +67,5 @@ class MultiRegister(Base):
         return "txn " + ", ".join(f"{f} {name} {brief(v)}" for f, name, v in self.micro_ops(op))
 
     def describe_state(self, state: Hashable) -> str:
-        pairs = zip(self.names, state, strict=True)  # type: ignore[call-overload]
+        pairs = zip(self.names, state, strict=True)
         return "{" + ", ".join(f"{name}={brief(v)}" for name, v in pairs) + "}"
