@@ -6,36 +6,28 @@ import click
 
 from kvctl.cli.cluster import addresses, backend_of, current_spec, run_client
 from kvctl.client import Client
-from kvctl.control.backend import BackendError, ClusterSpec, NodeSpec, save_spec
+from kvctl.control.backend import BackendError, ClusterSpec
 from kvctl.control.membership import (
     Plan,
     apply_plan,
     current_configs,
+    next_name,
     plan_add,
     plan_remove,
     plan_replace,
+    start_node,
     views,
 )
 
 
-def _next_name(spec: ClusterSpec) -> str:
-    numbers = [int(n.name[1:]) for n in spec.nodes if n.name[1:].isdigit()]
-    return f"n{max(numbers, default=0) + 1}"
-
-
-def _start_new_node(spec: ClusterSpec, name: str | None) -> str:
-    name = name or _next_name(spec)
-    if any(n.name == name for n in spec.nodes):
-        raise click.ClickException(f"a node named {name!r} already exists")
-    spec.add_node(NodeSpec(name, "", 0))
+def _start_new_node(spec: ClusterSpec, name: str | None) -> tuple[ClusterSpec, str]:
+    name = name or next_name(spec)
     try:
-        started = backend_of(spec).up(spec)
-    except BackendError as exc:
+        spec = start_node(spec, backend_of(spec), name)
+    except (BackendError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    spec.nodes = started.nodes
-    save_spec(spec)
     click.echo(f"started {name} at {spec.node(name).address}")
-    return name
+    return spec, name
 
 
 def _run(spec: ClusterSpec, plan: Plan) -> None:
@@ -62,7 +54,7 @@ def add_node(name: str | None) -> None:
     spec = current_spec()
     configs = _configs(spec)
     members = sorted({m for _, ms in configs.values() for m in ms})
-    name = _start_new_node(spec, name)
+    spec, name = _start_new_node(spec, name)
     plan = plan_add(configs, name, members)
     click.echo(f"moving {len(plan)} replica(s) to {name}:")
     _run(spec, plan)
@@ -96,7 +88,7 @@ def replace_node(node: str, name: str | None) -> None:
     spec = current_spec()
     spec.node(node)
     configs = _configs(spec)
-    name = _start_new_node(spec, name)
+    spec, name = _start_new_node(spec, name)
     plan = plan_replace(configs, node, name)
     click.echo(f"replacing {node} by {name} in {len(plan)} group(s):")
     _run(spec, plan)

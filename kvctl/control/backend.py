@@ -130,6 +130,10 @@ class Backend(Protocol):
     def up(self, spec: ClusterSpec) -> ClusterSpec:
         """Start every node (creating what is missing); return the spec with real addresses."""
 
+    def add(self, spec: ClusterSpec, node: str) -> ClusterSpec:
+        """Create and start the spec's node `node` alone (it joins a running cluster);
+        return the spec with its real address. Stopped nodes stay stopped."""
+
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:
         """Stop every node; keep the data unless `purge`."""
 

@@ -31,12 +31,19 @@ LOOPBACK = "127.0.0.1"
 
 class LocalBackend:
     def up(self, spec: ClusterSpec) -> ClusterSpec:
-        for node in spec.nodes:
+        for node in spec.nodes:  # every address first: each node is started with them all
             if not node.port:
                 node.host, node.port = LOOPBACK, _free_port()
         for node in spec.nodes:
-            if not self._running(node.name):
-                self.start(spec, node.name)
+            self.add(spec, node.name)
+        return spec
+
+    def add(self, spec: ClusterSpec, node: str) -> ClusterSpec:
+        target = spec.node(node)
+        if not target.port:
+            target.host, target.port = LOOPBACK, _free_port()
+        if not self._running(node):
+            self.start(spec, node)
         return spec
 
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:

@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 from kvctl.client import Client, ClientError
+from kvctl.control.backend import Backend, ClusterSpec, NodeSpec, save_spec
 from kvctl.control.ready import probe_keys
 from kvctl.node.placement import Placement
 
@@ -121,3 +122,19 @@ async def _serving(client: Client, group: int, timeout: float) -> None:
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+def next_name(spec: ClusterSpec) -> str:
+    numbers = [int(n.name[1:]) for n in spec.nodes if n.name[1:].isdigit()]
+    return f"n{max(numbers, default=0) + 1}"
+
+
+def start_node(spec: ClusterSpec, backend: Backend, name: str | None = None) -> ClusterSpec:
+    """Start one more node (a member of no group yet); save and return the grown spec."""
+    name = name or next_name(spec)
+    if any(n.name == name for n in spec.nodes):
+        raise ValueError(f"a node named {name!r} already exists")
+    spec.add_node(NodeSpec(name, "", 0))
+    spec = backend.add(spec, name)
+    save_spec(spec)
+    return spec
