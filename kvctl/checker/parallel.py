@@ -1,9 +1,10 @@
-"""Run the keys of a history: quick ones here, hard ones in parallel worker processes.
+"""Run the keys of a history in parallel worker processes, when that pays.
 
-Most keys decide in milliseconds, and starting processes costs more than that, so every key
-first gets a short try in this process. The keys still undecided then get the rest of their
-budget in a pool of forked workers (one per CPU), so that one hard key does not hold up an
-easy invalid one. Unless a full report is asked for, the first invalid key stops everything.
+Most keys decide in milliseconds, and starting processes costs more than that. So a history
+with few keys first gives every key a short try in this process; the keys still undecided
+then get the rest of their budget in a pool of forked workers (one per CPU), so that one hard
+key does not hold up an easy invalid one. A history with many keys goes to the pool at once,
+in chunks. Unless a full report is asked for, the first invalid key stops everything.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 QUICK = 0.2
+MANY = 16  # this many keys or more go to the pool at once
 
 Task = Callable[[Hashable, float], Any]
 _task: Task | None = None  # what forked workers run: inherited, never pickled
@@ -23,6 +25,20 @@ def run(
     task: Task, keys: list[Hashable], budget: float, full: bool, workers: int | None = None
 ) -> list[Any]:
     """`task(key, seconds)` for each key, in key order; stops at the first invalid one."""
+    workers = workers or _cpus()
+    if "fork" not in multiprocessing.get_all_start_methods():
+        workers = 1
+    order = {key: n for n, key in enumerate(keys)}
+    if workers > 1 and len(keys) >= MANY:
+        done = _pooled(task, keys, budget, full, workers)
+    else:
+        done = _quick_then_pooled(task, keys, budget, full, workers)
+    return sorted(done, key=lambda r: order[r.key])
+
+
+def _quick_then_pooled(
+    task: Task, keys: list[Hashable], budget: float, full: bool, workers: int
+) -> list[Any]:
     quick = min(budget, QUICK)
     done, hard = [], []
     for key in keys:
@@ -33,23 +49,28 @@ def run(
         done.append(result)
         if result.valid is False and not full:
             return done
-    rest = budget - quick
-    workers = min(workers or _cpus(), len(hard))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        for key in hard:
-            done.append(task(key, rest))
-            if done[-1].valid is False and not full:
+    if len(hard) > 1 and workers > 1:
+        return done + _pooled(task, hard, budget - quick, full, workers)
+    for key in hard:
+        done.append(task(key, budget - quick))
+        if done[-1].valid is False and not full:
+            break
+    return done
+
+
+def _pooled(
+    task: Task, keys: list[Hashable], seconds: float, full: bool, workers: int
+) -> list[Any]:
+    global _task
+    _task = task
+    done = []
+    chunk = max(1, len(keys) // (8 * workers))
+    with multiprocessing.get_context("fork").Pool(min(workers, len(keys))) as pool:
+        for result in pool.imap_unordered(_work, [(key, seconds) for key in keys], chunk):
+            done.append(result)
+            if result.valid is False and not full:
                 break
-    else:
-        global _task
-        _task = task
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for result in pool.imap_unordered(_work, [(key, rest) for key in hard]):
-                done.append(result)
-                if result.valid is False and not full:
-                    break
-    order = {key: n for n, key in enumerate(keys)}
-    return sorted(done, key=lambda r: order[r.key])
+    return done
 
 
 def _work(job: tuple[Hashable, float]) -> Any:

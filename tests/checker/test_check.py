@@ -68,15 +68,16 @@ def test_hard_keys_run_in_worker_processes(corpus: Path, monkeypatch: pytest.Mon
     assert bad.valid is False and bad.explanation
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_run_orders_results_and_stops_at_invalid(workers: int) -> None:
+@pytest.mark.parametrize(("workers", "keys"), [(1, 6), (2, 6), (2, parallel.MANY)])
+def test_run_orders_results_and_stops_at_invalid(workers: int, keys: int) -> None:
     def task(key: int, seconds: float) -> SimpleNamespace:
         valid = "unknown" if seconds <= parallel.QUICK else key != 3
         return SimpleNamespace(key=key, valid=valid)
 
-    everything = parallel.run(task, list(range(6)), 10.0, full=True, workers=workers)
-    assert [(r.key, r.valid) for r in everything] == [(k, k != 3) for k in range(6)]
-    first = parallel.run(task, list(range(6)), 10.0, full=False, workers=workers)
+    budget = 10.0
+    everything = parallel.run(task, list(range(keys)), budget, full=True, workers=workers)
+    assert [(r.key, r.valid) for r in everything] == [(k, k != 3) for k in range(keys)]
+    first = parallel.run(task, list(range(keys)), budget, full=False, workers=workers)
     assert [r.key for r in first if r.valid is False] == [3]
     assert [r.key for r in first] == sorted(r.key for r in first)
     if workers == 1:
