@@ -25,9 +25,12 @@ EXPLAIN_BUDGET = 2.0
 
 @dataclass
 class KeyResult:
-    """The verdict for one key. `order` holds operation ids: a linearization when valid, the
-    longest linearizable prefix found when invalid; `blocked` the operation that cannot be
-    placed (None when a graph cycle decided)."""
+    """The verdict for one key, decided `by` the graph or the search.
+
+    `order` holds operation ids (`Op.id`): a linearization when valid (operations with unknown
+    outcome that need not take effect are left out), the longest linearizable prefix found
+    when invalid; `blocked` is the operation that cannot be placed after it (None when a
+    graph cycle decided, or when undecided)."""
 
     key: Hashable
     valid: bool | str
