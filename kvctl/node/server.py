@@ -76,7 +76,8 @@ class NodeServer:
         self._next_conn = 0
         self._flush_scheduled = False
         self._syncing = False
-        self._waiting: list[_AfterSync] = []
+        self._waiting: list[_AfterSync] = []  # written after the running fsync began
+        self._in_flight: list[_AfterSync] = []  # released when the running fsync returns
         self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsync")
         self._stopped = asyncio.Event()
 
@@ -146,11 +147,15 @@ class NodeServer:
             ready.responses,
             ready.written,
         )
-        if any(needs_fsync(op) for _, op in ready.persist) or self._syncing or self._waiting:
-            self._waiting.append(after)
+        needs_sync = any(needs_fsync(op) for _, op in ready.persist)
+        if needs_sync or self._waiting:
+            self._waiting.append(after)  # behind the next fsync
             self._start_sync()
-        else:
-            self._release(after)
+        elif after.messages or after.responses or after.written:
+            if self._syncing:
+                self._in_flight.append(after)  # keeps its place behind the running fsync
+            else:
+                self._release(after)
 
     def _start_sync(self) -> None:
         """Group commit, pipelined: one fsync in flight covers every batch written before it
@@ -159,13 +164,14 @@ class NodeServer:
             return
         if self.storage.size > self.storage.rewrite_bytes:
             self.storage.rewrite(self._durable_states())
-        batch, self._waiting = self._waiting, []
+        self._in_flight, self._waiting = self._waiting, []
         self._syncing = True
         future = asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.storage.sync)
-        future.add_done_callback(lambda f: self._synced(f, batch))
+        future.add_done_callback(self._synced)
 
-    def _synced(self, future: asyncio.Future[None], batch: list[_AfterSync]) -> None:
+    def _synced(self, future: asyncio.Future[None]) -> None:
         self._syncing = False
+        batch, self._in_flight = self._in_flight, []
         if future.exception() is not None:
             # After a failed fsync the page cache may be lying: stop rather than vouch for it.
             log.critical("fsync failed: %s; stopping", future.exception())

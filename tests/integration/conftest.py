@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from kvctl.control.backend import ClusterSpec, NodeSpec, save_spec
+from kvctl.control.backend import ClusterSpec, NodeSpec, load_spec, save_spec
 from kvctl.control.local import LocalBackend
 from kvctl.control.ready import wait_until_serving
 
@@ -21,7 +21,7 @@ def local_cluster(tmp_path, monkeypatch):
         wait_until_serving(addresses(spec), 30)
         yield spec, backend
     finally:
-        backend.down(spec, purge=True)
+        backend.down(load_spec() or spec, purge=True)  # with any node a test added
 
 
 def addresses(spec: ClusterSpec) -> dict[str, str]:
