@@ -226,13 +226,12 @@ class DockerBackend:
                 return
             container.remove(force=True)
         network = spec.extra["network"]
-        try:
-            self.client.containers.run(
+        try:  # create, not run: run would try to pull a missing image from a registry
+            self.client.containers.create(
                 spec.extra["image"],
                 ["kvctl-node", *argv],
                 name=name,
                 hostname=node.name,
-                detach=True,
                 init=True,
                 cap_add=["NET_ADMIN"],
                 labels={CLUSTER_LABEL: spec.name, NODE_LABEL: node.name, CONFIG_LABEL: config},
@@ -241,7 +240,7 @@ class DockerBackend:
                 networking_config={
                     network: self.client.api.create_endpoint_config(ipv4_address=node.host)
                 },
-            )
+            ).start()
         except APIError as err:
             raise BackendError(f"cannot start container {name}: {err.explanation}") from err
 

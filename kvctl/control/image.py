@@ -37,6 +37,7 @@ from kvctl.control.backend import BackendError
 BASE_REPOSITORY = "kvbase"
 NODE_REPOSITORY = "kvctl-node"
 KIND_LABEL = "kvctl.image"  # "base" or "node" (set in docker/Dockerfile): images kvctl made
+SOURCE_LABEL = "kvctl.source"  # the checkout a node image was built from
 DEFAULT_RELEASE = "bookworm"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -231,9 +232,10 @@ def context_files() -> list[tuple[str, Path]]:
     return files + package_files()
 
 
-def digest(files: list[tuple[str, Path]], base_id: str) -> str:
-    """A digest of what the node image is made of: its files (names, modes, bytes) and base."""
-    sha = hashlib.sha256(base_id.encode())
+def digest(files: list[tuple[str, Path]], base_id: str, source: str = "") -> str:
+    """A digest of what the node image is made of: its files (names, modes, bytes), its base,
+    and the checkout it is built from."""
+    sha = hashlib.sha256(f"{base_id}\0{source}".encode())
     for name, path in files:
         sha.update(f"\0{name}\0{path.stat().st_mode & 0o111:o}\0".encode())
         sha.update(path.read_bytes())
@@ -261,18 +263,20 @@ def ensure_node_image(
     progress = progress or BuildProgress(quiet=True)
     base = ensure_base(client, progress, rebuild)
     files = context_files()
-    tag = f"{NODE_REPOSITORY}:{digest(files, client.images.get(base).id)[:12]}"
+    # Each checkout has images of its own, so that one never removes another's (below).
+    source = str(recipe_dir().parent)
+    tag = f"{NODE_REPOSITORY}:{digest(files, client.images.get(base).id, source)[:12]}"
     if rebuild or not _present(client, tag):
         progress.stage(f"building {tag} on {base}")
-        _build(client, files, base, tag, progress)
-        _remove_stale(client, keep=tag)
+        _build(client, files, {"BASE": base, "SOURCE": source}, tag, progress)
+        _remove_stale(client, keep=tag, source=source)
     return tag
 
 
 def _build(
     client: DockerClient,
     files: list[tuple[str, Path]],
-    base: str,
+    buildargs: dict[str, str],
     tag: str,
     progress: BuildProgress,
 ) -> None:
@@ -287,7 +291,7 @@ def _build(
             rm=True,
             forcerm=True,
             decode=True,
-            buildargs={"BASE": base},
+            buildargs=buildargs,
         ):
             for line in _event_lines(event):
                 tail.append(line)
@@ -305,9 +309,10 @@ def _event_lines(event: dict[str, Any]) -> Iterator[str]:
     yield from (line for line in text.splitlines() if line.strip())
 
 
-def _remove_stale(client: DockerClient, keep: str) -> None:
-    """Drop node images of older code; one still used by a container stays (best effort)."""
-    for image in client.images.list(filters={"label": f"{KIND_LABEL}=node"}):
+def _remove_stale(client: DockerClient, keep: str, source: str) -> None:
+    """Drop the images of this checkout's older code; one used by a container stays."""
+    labels = [f"{KIND_LABEL}=node", f"{SOURCE_LABEL}={source}"]
+    for image in client.images.list(filters={"label": labels}):
         for tag in image.tags:
             if tag != keep and tag.startswith(f"{NODE_REPOSITORY}:"):
                 with contextlib.suppress(APIError):
