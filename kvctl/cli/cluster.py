@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from kvctl.client import Client, ClientError, Failed, Indeterminate, run_sync
-from kvctl.control import BACKENDS, default_backend, get_backend
+from kvctl.control import BACKENDS, default_backend, get_backend, supervisor
 from kvctl.control.backend import (
     Backend,
     BackendError,
@@ -25,6 +25,7 @@ from kvctl.control.backend import (
     kvctl_home,
     load_spec,
 )
+from kvctl.control.membership import current_configs
 from kvctl.control.provision import provision
 
 T = TypeVar("T")
@@ -84,6 +85,12 @@ def run_client(spec: ClusterSpec, action: Callable[[Client], Awaitable[T]]) -> T
     show_default=True,
 )
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for service.")
+@click.option(
+    "--auto-replace",
+    type=float,
+    metavar="SECONDS",
+    help="Replace a member unreachable this long by a new node (runs a supervisor).",
+)
 def up(
     count: int,
     replication: int,
@@ -93,6 +100,7 @@ def up(
     hosts_file: str | None,
     read_mode: str,
     timeout: float,
+    auto_replace: float | None,
 ) -> None:
     """Start a cluster (or restart the stopped nodes of this one) and wait until it serves."""
     started = time.monotonic()
@@ -119,6 +127,13 @@ def up(
     for node in spec.nodes:
         click.echo(f"  {node.name}  {node.address}")
     click.echo(f"cluster {spec.name!r} serving in {time.monotonic() - started:.1f} s")
+    if auto_replace:
+        supervisor.stop()
+        pid = supervisor.spawn(auto_replace)
+        click.echo(
+            f"supervisor {pid} replaces members unreachable for {auto_replace:g} s "
+            f"(log: {kvctl_home() / 'supervisor.log'})"
+        )
 
 
 @click.command()
@@ -126,6 +141,7 @@ def up(
 def down(purge: bool) -> None:
     """Stop every node; keep their data unless --purge."""
     spec = current_spec()
+    supervisor.stop()
     try:
         backend_of(spec).down(spec, purge=purge)
     except BackendError as exc:
@@ -157,6 +173,7 @@ def status(as_json: bool) -> None:
                 "running": n.running,
                 "paused": n.paused,
                 "answers": n.name in views,
+                "member": any(n.name in g["members"] for g in leaders),
             }
             for n in nodes
         ],
@@ -169,10 +186,14 @@ def status(as_json: bool) -> None:
     for n in doc["nodes"]:
         state = "paused" if n["paused"] else ("up" if n["running"] else "down")
         answers = "" if n["answers"] or state != "up" else " (not answering)"
-        click.echo(f"  {n['name']:<6} {n['address']:<22} {state}{answers}")
+        member = "" if n["member"] else "  (member of no group)"
+        click.echo(f"  {n['name']:<6} {n['address']:<22} {state}{answers}{member}")
     for group in leaders:
         members = ",".join(group["members"])
-        click.echo(f"  group {group['group']}: leader {group['leader'] or '-'}  ({members})")
+        click.echo(
+            f"  group {group['group']}: leader {group['leader'] or '-'}  ({members})"
+            f"  config {group['config']}"
+        )
 
 
 def _leaders(spec: ClusterSpec, names: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -188,17 +209,12 @@ def _leaders(spec: ClusterSpec, names: list[str]) -> tuple[list[dict[str, Any]],
         return views
 
     views = run_sync(addresses(spec), gather) if names else {}
+    configs = current_configs(list(views.values())) if views else {}
     groups: list[dict[str, Any]] = []
-    if not views:
-        return groups, views
-    any_view = next(iter(views.values()))
-    from kvctl.node.placement import Placement
-
-    placement = Placement(tuple(any_view["nodes"]), any_view["groups"], any_view["replication"])
-    for g in range(placement.groups):
-        named = [v["leaders"].get(g) for v in views.values() if g in v["leaders"]]
+    for g, (cid, members) in sorted(configs.items()):
+        named = [v["leaders"].get(g) for v in views.values() if v["configs"][g][0] == cid]
         leader = max(set(filter(None, named)), key=named.count, default=None)
-        groups.append({"group": g, "leader": leader, "members": placement.members(g)})
+        groups.append({"group": g, "config": cid, "leader": leader, "members": members})
     return groups, views
 
 
@@ -326,6 +342,3 @@ async def _console_command(conn: Client, words: list[str]) -> str:
     except Failed as exc:
         return f"failed: {exc}"
     return CONSOLE_HELP
-
-
-COMMANDS = [up, down, status, kill, start, pause, resume, logs, get, put, cas, client]

@@ -92,6 +92,3 @@ def replace_node(node: str, name: str | None) -> None:
     plan = plan_replace(configs, node, name)
     click.echo(f"replacing {node} by {name} in {len(plan)} group(s):")
     _run(spec, plan)
-
-
-COMMANDS = [add_node, remove_node, replace_node]

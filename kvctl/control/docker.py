@@ -90,6 +90,20 @@ class DockerBackend:
 
     def up(self, spec: ClusterSpec) -> ClusterSpec:
         """Build the image if needed, then create what is missing and start every node."""
+        spec, subnet = self._place(spec)
+        self._remove_extra_nodes(spec)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda n: self._run_node(spec, n, subnet), spec.nodes))
+        return spec
+
+    def add(self, spec: ClusterSpec, node: str) -> ClusterSpec:
+        """Create and start one joining node; the other containers are left as they are."""
+        spec, subnet = self._place(spec)
+        self._run_node(spec, spec.node(node), subnet)
+        return spec
+
+    def _place(self, spec: ClusterSpec) -> tuple[ClusterSpec, str]:
+        """The image, the network, and every node's fixed address on it."""
         check_name(spec.name)
         with BuildProgress() as progress:
             image = ensure_node_image(self.client, progress)
@@ -112,10 +126,7 @@ class DockerBackend:
             nodes=nodes,
             extra={**spec.extra, "image": image, "network": network.name},
         )
-        self._remove_extra_nodes(spec)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda n: self._run_node(spec, n, str(subnet)), spec.nodes))
-        return spec
+        return spec, str(subnet)
 
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:
         """Remove the containers and the network; the volumes too if `purge`."""

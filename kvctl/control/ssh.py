@@ -147,6 +147,22 @@ class SshBackend:
 
     def up(self, spec: ClusterSpec) -> ClusterSpec:
         """Assign nodes to hosts, upload the code to each host, start every node."""
+        spec, used = self._place(spec)
+        archive = package_archive()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda host: self._install(spec, host, archive), used))
+            list(pool.map(lambda node: self.start(spec, node.name), spec.nodes))
+        return spec
+
+    def add(self, spec: ClusterSpec, node: str) -> ClusterSpec:
+        """Upload the code to the joining node's host and start it there alone."""
+        spec, _ = self._place(spec)
+        self._install(spec, host_of(spec.node(node)), package_archive())
+        self.start(spec, node)
+        return spec
+
+    def _place(self, spec: ClusterSpec) -> tuple[ClusterSpec, list[Host]]:
+        """Every node's host and port (nodes go round the hosts in turn); the hosts used."""
         if "hosts_file" not in spec.extra:
             raise BackendError("the ssh backend needs --hosts FILE (one host a line)")
         hosts_file = Path(spec.extra["hosts_file"]).resolve()  # later commands may run elsewhere
@@ -162,12 +178,7 @@ class SshBackend:
             )
         extra = {**spec.extra, "hosts_file": str(hosts_file)}
         spec = replace(spec, backend=self.name, nodes=nodes, extra=extra)
-        archive = package_archive()
-        used = list(dict.fromkeys(hosts[: len(nodes)]))
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda host: self._install(spec, host, archive), used))
-            list(pool.map(lambda node: self.start(spec, node.name), spec.nodes))
-        return spec
+        return spec, list(dict.fromkeys(hosts[: len(nodes)]))
 
     def _install(self, spec: ClusterSpec, host: Host, archive: bytes) -> None:
         """Unpack the package into ~/.kvctl/CLUSTER/lib; check that a node can start there."""
