@@ -112,7 +112,8 @@ class _Run:
     history: store.HistoryWriter
     say: Callable[[str], None]
     show: Callable[[Status], None]
-    rng: random.Random
+    rng: random.Random  # the workload's
+    fault_rng: random.Random  # the nemesis's
     phase: str = "starting"
     deadline: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -131,6 +132,8 @@ def run_test(
     except (nemesis.NemesisError, store.StoreError) as exc:
         raise Refused(str(exc)) from exc
     seed = options.seed if options.seed is not None else secrets.randbits(32)
+    # Two generators, so that the faults a seed draws do not depend on how many operations
+    # ran before them: the same seed gives the same fault schedule.
     rng = random.Random(seed)
 
     def new() -> ClusterSpec:
@@ -156,7 +159,8 @@ def run_test(
     backend = get_backend(spec.backend)
     run_dir = store.create(options.name, options.store)
     history = store.HistoryWriter(run_dir.file(store.HISTORY))
-    run = _Run(options, spec, backend, created, run_dir, history, say, show, rng)
+    run = _Run(options, spec, backend, created, run_dir, history, say, show,
+               random.Random(seed ^ 0x9E3779B9), rng)
     ctx = nemesis.Context(spec, backend, rng)
     try:
         nem = nemesis.build(selection, ctx, lambda f, v: _fault_event(run, f, v))
@@ -219,9 +223,9 @@ async def _drive(run: _Run, nem: nemesis.Nemesis, results: dict[str, Any]) -> No
     o = run.options
     addresses = {n.name: n.address for n in run.spec.nodes}
     prefix = f"k{secrets.token_hex(2)}-"
-    client = Client(addresses)
+    clients = [Client({name: address}) for name, address in addresses.items()]
     workload = RegisterWorkload(
-        client,
+        clients,
         run.history.write,
         WorkloadOptions(o.concurrency, o.ops_per_key, o.rate, prefix),
         run.rng,
@@ -246,7 +250,7 @@ async def _drive(run: _Run, nem: nemesis.Nemesis, results: dict[str, Any]) -> No
         async def faults() -> None:
             nonlocal healed
             try:
-                await schedule.run(nem, o.interval, run.deadline, run.rng)
+                await schedule.run(nem, o.interval, run.deadline, run.fault_rng)
             finally:
                 # At the deadline, not once the clients drain: their last calls may need it.
                 run.phase = "healing"
@@ -270,7 +274,8 @@ async def _drive(run: _Run, nem: nemesis.Nemesis, results: dict[str, Any]) -> No
         results["keys_used"] = len(workload.keys.used)
     finally:
         ticker.cancel()
-        await client.close()
+        for client in clients:
+            await client.close()
 
 
 def _collect_logs(run: _Run) -> None:

@@ -1,6 +1,9 @@
 """The register workload: read, write and cas over independent keys, recorded as it runs.
 
-- `concurrency` logical processes, each with one operation outstanding at a time.
+- `concurrency` logical processes, each with one operation outstanding at a time, each bound
+  to one node's client (process p to node p mod n, as Jepsen binds workers to nodes): a
+  process sees the cluster as its node does, so a node cut off from the majority serves its
+  processes whatever it has, and a read mode that trusts the local copy is caught.
 - Values are unique per key (1, 2, 3, ... and never the initial "absent"), so a read names
   the one write it saw and the checker's constraint graph can explain a violation.
 - A key takes at most `ops_per_key` operations, then a fresh key replaces it: each key's
@@ -18,7 +21,7 @@ import asyncio
 import math
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -96,8 +99,9 @@ class Pacer:
 class RegisterWorkload:
     """Drives a client with the register workload and records every operation."""
 
-    def __init__(self, client: KV, record: Record, options: Options, rng: random.Random) -> None:
-        self.client = client
+    def __init__(self, clients: Sequence[KV], record: Record, options: Options,
+                 rng: random.Random) -> None:
+        self.clients = list(clients)
         self.record = record  # writes one history event: record(process=..., type=..., ...)
         self.options = options
         self.rng = rng
@@ -144,7 +148,9 @@ class RegisterWorkload:
         self.record(process=process, type="invoke", f=f, key=key, value=value)
         error = None
         try:
-            result = await asyncio.wait_for(self._call(f, key, value), self.options.timeout)
+            client = self.clients[process % len(self.clients)]
+            call = self._call(client, f, key, value)
+            result = await asyncio.wait_for(call, self.options.timeout)
         except Failed as exc:
             # A failed cas in the history means "the comparison failed", which the checker
             # reads as evidence about the value; one that was never applied says nothing about
@@ -169,12 +175,13 @@ class RegisterWorkload:
         self.counts[kind] += 1
         return kind
 
-    async def _call(self, f: str, key: str, value: Any) -> Any:
+    @staticmethod
+    async def _call(client: KV, f: str, key: str, value: Any) -> Any:
         if f == "read":
-            return await self.client.read(key)
+            return await client.read(key)
         if f == "write":
-            return await self.client.write(key, value)
-        return await self.client.cas(key, value[0], value[1])
+            return await client.write(key, value)
+        return await client.cas(key, value[0], value[1])
 
     async def final_reads(self, deadline: float) -> list[str]:
         """Read every key the run used until each read succeeds; the keys left unread."""

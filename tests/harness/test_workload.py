@@ -56,7 +56,8 @@ def run(options: Options, seconds: float, seed: int = 1):
         events.append(fields)
         return fields
 
-    workload = RegisterWorkload(FlakyStore(rng), record, options, rng)
+    store = FlakyStore(rng)  # one register, seen through three "nodes"
+    workload = RegisterWorkload([store, store, store], record, options, rng)
 
     async def main():
         loop = asyncio.get_running_loop()
