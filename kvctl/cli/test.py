@@ -214,5 +214,3 @@ def serve(port: int, host: str, store_dir: Path) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
 
-
-COMMANDS = [test, partition, heal, serve]
