@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -69,3 +73,31 @@ def eventually(action: Callable[[], T], timeout: float = 30.0, what: str = "") -
 def op(spec: ClusterSpec, name: str, *args: Any) -> Any:
     """One client operation (read, write, cas) against the cluster, from the host."""
     return run_sync(addresses(spec), lambda client: getattr(client, name)(*args))
+
+
+class Kvctl:
+    """Runs `kvctl` as a user would, in its own $KVCTL_HOME."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = {**os.environ, "KVCTL_HOME": str(home)}
+
+    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "kvctl", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if ok:
+            assert result.returncode == 0, f"kvctl {' '.join(args)}: {result.stderr}"
+        return result
+
+    def until_ok(self, *args: str, timeout: float = 30.0) -> str:
+        """The command's output once it succeeds (a group may be electing a new leader)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self(*args, ok=False)
+            if result.returncode == 0:
+                return result.stdout.strip()
+            assert time.monotonic() < deadline, f"kvctl {' '.join(args)}: {result.stderr}"

@@ -6,45 +6,14 @@ the others carry on, the node back, `down` and `up` with the data intact, `down 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from cluster_helpers import cluster_name
+from cluster_helpers import Kvctl, cluster_name
 from docker.client import DockerClient
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-class Kvctl:
-    """Runs `kvctl` as a user would, in its own $KVCTL_HOME."""
-
-    def __init__(self, home: Path) -> None:
-        self.env = {**os.environ, "KVCTL_HOME": str(home)}
-
-    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "kvctl", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if ok:
-            assert result.returncode == 0, f"kvctl {' '.join(args)}: {result.stderr}"
-        return result
-
-    def until_ok(self, *args: str, timeout: float = 30.0) -> str:
-        """The command's output once it succeeds (a group may be electing a new leader)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = self(*args, ok=False)
-            if result.returncode == 0:
-                return result.stdout.strip()
-            assert time.monotonic() < deadline, f"kvctl {' '.join(args)}: {result.stderr}"
 
 
 def test_five_containers_serve_survive_a_kill_and_keep_their_data(
