@@ -19,11 +19,12 @@ from kvctl.control.ready import probe_keys
 from kvctl.node.placement import Placement
 
 Plan = list[tuple[int, list[str]]]
+Configs = dict[int, tuple[int, list[str]]]  # group -> (configuration id, members)
 
 
-def current_configs(views: list[dict[str, Any]]) -> dict[int, tuple[int, list[str]]]:
+def current_configs(views: list[dict[str, Any]]) -> Configs:
     """The newest configuration of every group among the nodes' views."""
-    configs: dict[int, tuple[int, list[str]]] = {}
+    configs: Configs = {}
     for view in views:
         for group, (cid, members) in view["configs"].items():
             if int(group) not in configs or cid > configs[int(group)][0]:
@@ -31,14 +32,14 @@ def current_configs(views: list[dict[str, Any]]) -> dict[int, tuple[int, list[st
     return configs
 
 
-def _load(configs: dict[int, tuple[int, list[str]]], nodes: list[str]) -> Counter[str]:
+def _load(configs: Configs, nodes: list[str]) -> Counter[str]:
     load: Counter[str] = Counter({n: 0 for n in nodes})
     for _, members in configs.values():
         load.update(members)
     return load
 
 
-def plan_add(configs: dict[int, tuple[int, list[str]]], new: str, nodes: list[str]) -> Plan:
+def plan_add(configs: Configs, new: str, nodes: list[str]) -> Plan:
     """Give `new` its fair share of replicas, taken from the most loaded nodes."""
     load = _load(configs, [*nodes, new])
     share = sum(len(m) for _, m in configs.values()) // len(load)
@@ -57,9 +58,7 @@ def plan_add(configs: dict[int, tuple[int, list[str]]], new: str, nodes: list[st
     return plan
 
 
-def plan_remove(
-    configs: dict[int, tuple[int, list[str]]], leaving: str, candidates: list[str]
-) -> Plan:
+def plan_remove(configs: Configs, leaving: str, candidates: list[str]) -> Plan:
     """Move every replica of `leaving` to the least loaded candidate outside the group."""
     load = _load(configs, candidates)
     plan: Plan = []
@@ -78,7 +77,7 @@ def plan_remove(
     return plan
 
 
-def plan_replace(configs: dict[int, tuple[int, list[str]]], dead: str, new: str) -> Plan:
+def plan_replace(configs: Configs, dead: str, new: str) -> Plan:
     return [
         (group, [new if m == dead else m for m in members])
         for group, (_, members) in sorted(configs.items())

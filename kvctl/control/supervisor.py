@@ -20,7 +20,12 @@ from pathlib import Path
 from kvctl.client import Client, ClientError
 from kvctl.control import get_backend
 from kvctl.control.backend import BackendError, kvctl_home, load_spec
-from kvctl.control.membership import apply_plan, current_configs, plan_replace, start_node
+from kvctl.control.membership import (
+    apply_plan,
+    current_configs,
+    plan_replace,
+    start_node,
+)
 
 PID_FILE = "supervisor.pid"
 

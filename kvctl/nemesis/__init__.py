@@ -1,7 +1,8 @@
 """Faults and their schedule: which faults exist, where each can run, and why not elsewhere.
 
 `--nemesis` takes a comma list of fault names: `partition` (any shape) or one shape
-(`partition-halves`, `-one`, `-leader`, `-ring`, `-bridge`), `kill`, `pause`, `netem`, or
+(`partition-halves`, `-one`, `-leader`, `-ring`, `-bridge`), `kill`, `pause`, `netem`,
+`membership` (nodes leave, join and replace each other), or
 `all` (every fault this cluster supports) and `none`. `clock` is refused with the reason.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from kvctl.nemesis.compose import Nemesis, Record
 from kvctl.nemesis.fault import Context, Fault, NemesisError
+from kvctl.nemesis.membership import Membership
 from kvctl.nemesis.netem import Netem
 from kvctl.nemesis.partition import KINDS, Partition
 from kvctl.nemesis.process import kill, pause
@@ -23,6 +25,7 @@ FAULTS: dict[str, Callable[[Context], Fault]] = {
     "kill": kill,
     "pause": pause,
     "netem": Netem,
+    "membership": Membership,
 }
 NETWORK = {"partition", "netem"}
 SHAPES = {f"partition-{kind}": kind for kind in KINDS}

@@ -1,0 +1,116 @@
+"""The membership fault: groups change configuration while the workload runs.
+
+Start takes one member out of every group it belongs to: it is replaced by a running node
+that belongs to no group, if there is one, or else its replicas move to the least loaded
+other nodes. Stop brings every running non-member back in, with its fair share of replicas.
+Over a run that adds, removes and replaces nodes, each change a StopSign in each group's log.
+The node taken out keeps running (it is not killed), so kill and pause compose with this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import ClassVar, TypeVar
+
+from kvctl.client import Client, ClientError
+from kvctl.control.membership import (
+    Configs,
+    Plan,
+    apply_plan,
+    current_configs,
+    plan_add,
+    plan_remove,
+    plan_replace,
+    views,
+)
+from kvctl.nemesis.fault import Context, NemesisError, Value
+
+T = TypeVar("T")
+
+
+class Membership:
+    name: ClassVar[str] = "membership"
+    stage: ClassVar[int] = 0
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def check(self) -> None:
+        if len(self.ctx.nodes) <= self.ctx.spec.replication:
+            raise NemesisError(
+                f"membership needs more nodes than the replication factor "
+                f"({len(self.ctx.nodes)} <= {self.ctx.spec.replication}) so that a group "
+                "can move to a node outside it: use --nodes 5"
+            )
+
+    def start(self) -> Value:
+        configs, reachable = self._survey()
+        members = sorted({m for _, ms in configs.values() for m in ms})
+        free = [n for n in self.ctx.free() if n in reachable]
+        leaving = [n for n in members if n in free]
+        if not leaving:
+            raise NemesisError("no member is free to take out: other faults hold them all")
+        node = self.ctx.rng.choice(leaving)
+        spares = [n for n in free if n not in members]
+        if spares:
+            spare = self.ctx.rng.choice(spares)
+            plan, summary = plan_replace(configs, node, spare), f"replace {node} by {spare}"
+        else:
+            others = [n for n in free if n != node]
+            plan, summary = plan_remove(configs, node, others), f"remove {node}"
+        self._apply(plan)
+        return {"node": node, "plan": _show(plan), "summary": summary}
+
+    def stop(self) -> Value:
+        configs, reachable = self._survey()
+        members = {m for _, ms in configs.values() for m in ms}
+        joining = [n for n in self.ctx.free() if n in reachable and n not in members]
+        plan: Plan = []
+        for node in joining:
+            step = plan_add(configs, node, sorted(members))
+            for group, new in step:
+                configs[group] = (configs[group][0] + 1, new)
+            members.add(node)
+            plan += step
+        self._apply(plan)
+        return {"nodes": joining, "plan": _show(plan), "summary": f"add {','.join(joining)}"}
+
+    def heal(self) -> Value:
+        """Bring every running node that belongs to no group back in."""
+        return self.stop()
+
+    def refresh(self) -> None:
+        """Nothing to re-assert: a configuration, once decided, stays."""
+
+    def _survey(self) -> tuple[Configs, set[str]]:
+        async def ask(client: Client) -> tuple[Configs, set[str]]:
+            found = await views(client, self.ctx.nodes)
+            return current_configs(found), {v["node"] for v in found}
+
+        return self._run(ask)
+
+    def _apply(self, plan: Plan) -> None:
+        addresses = self._addresses()
+
+        async def act(client: Client) -> None:
+            await apply_plan(client, plan, addresses, timeout=30)
+
+        self._run(act)
+
+    def _addresses(self) -> dict[str, str]:
+        return {n.name: n.address for n in self.ctx.spec.nodes}
+
+    def _run(self, action: Callable[[Client], Awaitable[T]]) -> T:
+        async def main() -> T:
+            async with Client(self._addresses(), timeout=10) as client:
+                return await action(client)
+
+        try:
+            return asyncio.run(main())
+        except ClientError as exc:
+            raise NemesisError(f"membership change failed: {exc}") from exc
+
+
+def _show(plan: Plan) -> list[list[object]]:
+    return [[group, members] for group, members in plan]
