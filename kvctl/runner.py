@@ -223,7 +223,7 @@ async def _drive(run: _Run, nem: nemesis.Nemesis, results: dict[str, Any]) -> No
     o = run.options
     addresses = {n.name: n.address for n in run.spec.nodes}
     prefix = f"k{secrets.token_hex(2)}-"
-    clients = [Client({name: address}) for name, address in addresses.items()]
+    clients = {name: Client({name: address}) for name, address in addresses.items()}
     workload = RegisterWorkload(
         clients,
         run.history.write,
@@ -274,7 +274,7 @@ async def _drive(run: _Run, nem: nemesis.Nemesis, results: dict[str, Any]) -> No
         results["keys_used"] = len(workload.keys.used)
     finally:
         ticker.cancel()
-        for client in clients:
+        for client in clients.values():
             await client.close()
 
 

@@ -3,7 +3,8 @@
 - `concurrency` logical processes, each with one operation outstanding at a time, each bound
   to one node's client (process p to node p mod n, as Jepsen binds workers to nodes): a
   process sees the cluster as its node does, so a node cut off from the majority serves its
-  processes whatever it has, and a read mode that trusts the local copy is caught.
+  processes whatever it has, and a read mode that trusts the local copy is caught. Each
+  invocation names its node (`"node"`, beside the history's own fields).
 - Values are unique per key (1, 2, 3, ... and never the initial "absent"), so a read names
   the one write it saw and the checker's constraint graph can explain a violation.
 - A key takes at most `ops_per_key` operations, then a fresh key replaces it: each key's
@@ -21,7 +22,7 @@ import asyncio
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -99,9 +100,9 @@ class Pacer:
 class RegisterWorkload:
     """Drives a client with the register workload and records every operation."""
 
-    def __init__(self, clients: Sequence[KV], record: Record, options: Options,
+    def __init__(self, clients: Mapping[str, KV], record: Record, options: Options,
                  rng: random.Random) -> None:
-        self.clients = list(clients)
+        self.clients = list(clients.items())  # (node, its client)
         self.record = record  # writes one history event: record(process=..., type=..., ...)
         self.options = options
         self.rng = rng
@@ -145,10 +146,10 @@ class RegisterWorkload:
 
     async def invoke(self, process: int, f: str, key: str, value: Any) -> str:
         """One operation: record the invocation, call, record the completion; its type."""
-        self.record(process=process, type="invoke", f=f, key=key, value=value)
+        node, client = self.clients[process % len(self.clients)]
+        self.record(process=process, type="invoke", f=f, key=key, value=value, node=node)
         error = None
         try:
-            client = self.clients[process % len(self.clients)]
             call = self._call(client, f, key, value)
             result = await asyncio.wait_for(call, self.options.timeout)
         except Failed as exc:

@@ -20,6 +20,7 @@ from kvctl.report import plots, stats, timeline
 from kvctl.store import HISTORY, RunDir
 
 TIMELINES = 3  # invalid keys drawn as timelines; the rest are in the table
+EXPLAINED = 3  # explanations in the verdict box; every one is in the keys' table
 KEY_ROWS = 200
 
 _env = jinja2.Environment(
@@ -46,9 +47,14 @@ def page(template: str, **context: Any) -> str:
 
 
 def render(test: dict[str, Any], results: dict[str, Any], history: History,
-           errors: dict[int, str], node_logs: list[str], stamp: str = "",
+           raw: list[dict[str, Any]], node_logs: list[str], stamp: str = "",
            has_run_log: bool = False) -> str:
-    """The page for one run."""
+    """The page for one run; `raw` are the history's events as read, with the fields kvctl
+    adds beside the format's (a client's error, a process's node)."""
+    extra = timeline.Extra(
+        errors={e["index"]: str(e["error"]) for e in raw if e.get("error") and "index" in e},
+        homes={str(e["process"]): str(e["node"]) for e in raw if "node" in e},
+    )
     points = stats.points(history)
     windows = stats.windows(history)
     seconds = stats.span(history)
@@ -57,7 +63,7 @@ def render(test: dict[str, Any], results: dict[str, Any], history: History,
     bad = [r for r in rows if r["css"] != "valid"]
     bad.sort(key=lambda r: r["css"] != "invalid")
     timelines = [
-        timeline.build(history, k["key"], k.get("order") or [], k.get("blocked"), windows, errors)
+        timeline.build(history, k["key"], k.get("order") or [], k.get("blocked"), windows, extra)
         for k in keys if k.get("valid") is False
     ][:TIMELINES]
     zero = stats.origin(history)
@@ -70,6 +76,7 @@ def render(test: dict[str, Any], results: dict[str, Any], history: History,
         results=results,
         stamp=stamp,
         verdict=verdict(results.get("valid")),
+        explanations=_explanations(results),
         counts=stats.counts(history),
         latency={f: q for f, q in stats.latency_table(points).items() if q},
         quantile_names=["p50", "p95", "p99", "max"],
@@ -90,6 +97,14 @@ def render(test: dict[str, Any], results: dict[str, Any], history: History,
         node_logs=node_logs,
         has_run_log=has_run_log,
     )
+
+
+def _explanations(results: dict[str, Any]) -> list[str]:
+    lines = str(results.get("explanation") or "").splitlines()
+    if len(lines) > EXPLAINED:
+        rest = len(lines) - EXPLAINED
+        lines = [*lines[:EXPLAINED], f"... and {rest} more, each in the table of keys below."]
+    return lines
 
 
 def _test_defaults(test: dict[str, Any]) -> dict[str, Any]:
@@ -134,9 +149,8 @@ def render_run(run: RunDir) -> Path:
     raw = [json.loads(line) for line in
            run.file(HISTORY).read_text(encoding="utf-8").splitlines() if line.strip()]
     history = History.from_events(raw, source=str(run.file(HISTORY)))
-    errors = {e["index"]: str(e["error"]) for e in raw if e.get("error") and "index" in e}
     nodes = sorted(p.parent.name for p in (run.path / "nodes").glob("*/node.log"))
-    page = render(test, results, history, errors, nodes, run.stamp,
+    page = render(test, results, history, raw, nodes, run.stamp,
                   run.file("run.log").is_file())
     return _write(run.file("index.html"), page)
 

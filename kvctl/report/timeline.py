@@ -29,11 +29,19 @@ BEFORE, AFTER, MAX_OPS = 30, 10, 160
 
 
 @dataclass
+class Extra:
+    """What kvctl records beside the history format's fields."""
+
+    errors: dict[int, str] = field(default_factory=dict)  # completion index -> client's error
+    homes: dict[str, str] = field(default_factory=dict)  # process -> the node it talks to
+
+
+@dataclass
 class Timeline:
     key: str
     width: int
     height: int
-    left: int = 96  # the width of the process labels' column
+    left: int = 112  # the width of the process labels' column
     rows: list[tuple[float, str]] = field(default_factory=list)  # y, process label
     boxes: list[dict[str, Any]] = field(default_factory=list)
     steps: list[tuple[float, float, int]] = field(default_factory=list)  # x, y, step number
@@ -92,9 +100,8 @@ def locate(history: History, key: Any, model: type[Any], budget: float
 
 
 def build(history: History, key: Any, order: Sequence[int], blocked: int | None,
-          windows: Sequence[Window], errors: dict[int, str]) -> Timeline:
-    """The timeline of `key`; `order` and `blocked` are operation ids from the checker,
-    `errors` the clients' error messages by event index."""
+          windows: Sequence[Window], extra: Extra) -> Timeline:
+    """The timeline of `key`; `order` and `blocked` are operation ids from the checker."""
     frozen = freeze(key)
     ops, note = choose([o for o in history.ops if o.key == frozen], blocked)
     ranks = sorted({r for o in ops for r in (o.call, o.ret) if r is not None})
@@ -113,7 +120,9 @@ def build(history: History, key: Any, order: Sequence[int], blocked: int | None,
         t = history.ranked[rank].time
         return "" if t is None else f"{(t - zero) / 1e9:.3f} s"
 
-    line.rows = [(TOP + ROW * i + 6 + BOX / 2, f"process {p}") for i, p in enumerate(processes)]
+    line.rows = [(TOP + ROW * i + 6 + BOX / 2, f"process {p}" + (
+        f" · {extra.homes[str(p)]}" if str(p) in extra.homes else ""))
+        for i, p in enumerate(processes)]
     for i in range(0, len(ranks), max(1, len(ranks) // 12)):
         line.ticks.append((x(i), seconds(ranks[i])))
     position = {}
@@ -124,7 +133,7 @@ def build(history: History, key: Any, order: Sequence[int], blocked: int | None,
         position[op.id] = (x0, x1, y - 1)
         if op.id == blocked:
             line.focus = x0
-        error = errors.get(op.completion.index) if op.completion else None  # type: ignore[arg-type]
+        error = extra.errors.get(op.completion.index) if op.completion else None  # type: ignore[arg-type]
         title = (f"process {op.process}: {op.f} {show(op.value)} → {op.status}"
                  + (f" {show(op.result)}" if op.status == "ok" and op.f == "read" else "")
                  + f"\ninvoked {seconds(op.call)}"

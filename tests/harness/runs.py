@@ -21,7 +21,8 @@ class Recorder:
         self.events.append({"index": len(self.events), "time": self.t, **fields})
 
     def op(self, process, f, key, value, result, kind="ok", error=None) -> None:
-        self.add(process=process, type="invoke", f=f, key=key, value=value)
+        self.add(process=process, type="invoke", f=f, key=key, value=value,
+                 node=f"n{process % 3 + 1}")
         extra = {"error": error} if error else {}
         self.add(process=process, type=kind, f=f, key=key, value=result, **extra)
 

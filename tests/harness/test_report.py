@@ -23,6 +23,7 @@ def test_an_invalid_run_shows_verdict_timeline_and_faults(tmp_path):
     assert str(escape(results["explanation"])) in page
     assert 'aria-label="timeline of key &#34;k-stale&#34;"' in page
     assert "✗ cannot be placed" in page
+    assert "process 3 · n1" in page  # the node the stale reader talked to
     assert "start-partition" in page and "#e9dca0" in page  # the fault, and its band
     assert "http" not in page.replace("http://www.w3.org", "")  # nothing fetched from afar
 

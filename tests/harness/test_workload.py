@@ -57,7 +57,7 @@ def run(options: Options, seconds: float, seed: int = 1):
         return fields
 
     store = FlakyStore(rng)  # one register, seen through three "nodes"
-    workload = RegisterWorkload([store, store, store], record, options, rng)
+    workload = RegisterWorkload({"n1": store, "n2": store, "n3": store}, record, options, rng)
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -73,6 +73,8 @@ def run(options: Options, seconds: float, seed: int = 1):
 def test_history_is_well_formed_bounded_and_linearizable():
     workload, events, main_phase, unread = run(Options(concurrency=6, ops_per_key=20), 0.6)
     assert unread == []
+    homes = {(e["process"], e["node"]) for e in events if e["type"] == "invoke"}
+    assert {p % 3 for p, node in homes if node == "n2"} == {1}, "process p is bound to node p % 3"
     invokes = [e for e in events[:main_phase] if e["type"] == "invoke"]
     per_key = Counter(e["key"] for e in invokes)
     assert len(per_key) > 3, "the workload moved on to fresh keys"
