@@ -189,7 +189,7 @@ class Client:
             try:
                 conn = await self._connection(node)
             except (OSError, TimeoutError) as exc:
-                last_error = f"{node}: {exc}"
+                last_error = f"{node}: {_describe(exc)}"
                 if self._leaders.get(group) == node:
                     del self._leaders[group]
                 await asyncio.sleep(min(0.05, remaining))
@@ -201,7 +201,7 @@ class Client:
                 )
             except (TimeoutError, ConnectionError) as exc:
                 maybe_sent = True
-                last_error = f"{node}: {exc or 'timed out'}"
+                last_error = f"{node}: {_describe(exc)}"
                 self._leaders.pop(group, None)
                 continue
             _, status, value, leader = response
@@ -260,6 +260,13 @@ class Client:
         )
         self._conns[name] = conn
         return conn
+
+
+def _describe(exc: BaseException) -> str:
+    """A timeout's message is empty: say what happened instead."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
 
 
 def _new_client_id() -> int:
