@@ -38,8 +38,10 @@ def test_clock_is_refused_with_the_reason():
 def test_network_faults_are_refused_on_local_but_all_keeps_the_rest():
     with pytest.raises(nemesis.NemesisError, match="no per-node network"):
         nemesis.parse("kill,partition", "local")
-    assert nemesis.parse("all", "local").names == ["kill", "pause"]
-    assert nemesis.parse("all", "docker").names == ["partition", "kill", "pause", "netem"]
+    local = nemesis.parse("all", "local").names
+    assert "kill" in local and "pause" in local
+    assert "partition" not in local and "netem" not in local
+    assert {"partition", "kill", "pause", "netem"} <= set(nemesis.parse("all", "docker").names)
 
 
 def test_unknown_fault_names_the_known_ones():
@@ -58,8 +60,8 @@ def test_all_leaves_out_netem_where_the_kernel_lacks_it():
     ctx, backend = context()
     backend.exec_fails["tc qdisc add"] = "Error: Specified qdisc kind is unknown."
     nem = nemesis.build(nemesis.parse("all", "docker"), ctx, lambda f, v: None)
-    assert nem.names == ["partition", "kill", "pause"]
-    assert "no sch_netem" in nem.notes[0]
+    assert "netem" not in nem.names and {"partition", "kill", "pause"} <= set(nem.names)
+    assert any("netem left out" in note and "no sch_netem" in note for note in nem.notes)
     with pytest.raises(nemesis.NemesisError, match="no sch_netem"):
         nemesis.build(nemesis.parse("netem", "docker"), ctx, lambda f, v: None)
 
