@@ -188,8 +188,11 @@ def run_test(
     try:
         asyncio.run(_drive(run, nem, results))
     except BaseException as exc:  # even Ctrl-C: keep what was recorded
-        results["crashed"] = "".join(traceback.format_exception_only(exc)).strip()
-        _log(run, "the test crashed:\n" + traceback.format_exc())
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else (
+            "".join(traceback.format_exception_only(exc)).strip())
+        results["crashed"] = why
+        _log(run, f"the test stopped: {why} (details in {run.dir.file('run.log')})",
+             traceback.format_exc())
     finally:
         history.close()
         _collect_logs(run)
@@ -204,11 +207,11 @@ def _saved_backend() -> str | None:
     return spec.backend if spec else None
 
 
-def _log(run: _Run, text: str) -> None:
-    """Say it, and keep it in the run's run.log."""
+def _log(run: _Run, text: str, detail: str = "") -> None:
+    """Say it, and keep it (with a traceback, if any, for run.log only) in the run's run.log."""
     stamp = f"{run.history.now() / 1e9:8.3f} s"
     with open(run.dir.file("run.log"), "a", encoding="utf-8") as out:
-        out.write(f"{stamp}  {text}\n")
+        out.write(f"{stamp}  {text}\n{detail}")
     run.say(text)
 
 
@@ -251,6 +254,7 @@ async def _drive(run: _Run, nem: nemesis.Nemesis, results: dict[str, Any]) -> No
             nonlocal healed
             try:
                 await schedule.run(nem, o.interval, run.deadline, run.fault_rng)
+                await asyncio.sleep(max(0.0, run.deadline - loop.time()))
             finally:
                 # At the deadline, not once the clients drain: their last calls may need it.
                 run.phase = "healing"
@@ -305,7 +309,7 @@ def _conclude(run: _Run, results: dict[str, Any]) -> Finished:
     run.phase = "checking"
     results["notes"] = run.notes
     if results.get("crashed"):
-        results.update(valid="unknown", explanation=f"the test crashed: {results['crashed']}")
+        results.update(valid="unknown", explanation=f"the test stopped: {results['crashed']}")
     else:
         results.update(analyse(run.history.events, str(run.history.path),
                                run.options.check_budget))
@@ -314,7 +318,7 @@ def _conclude(run: _Run, results: dict[str, Any]) -> Finished:
         report.render_run(run.dir)
     except Exception:  # the verdict is already stored
         error = traceback.format_exc()
-        _log(run, "the report could not be rendered:\n" + error)
+        _log(run, "the report could not be rendered: a plain page holds the verdict", error)
         report.fallback(run.dir, results, error)
     try:
         store.link_latest(run.dir, run.options.store)
