@@ -93,3 +93,32 @@ def test_refusals_are_clear_and_exit_255(tmp_path):
         assert done.returncode == 255
         assert words in done.stderr and "Traceback" not in done.stderr
         assert not (tmp_path / "store").exists()
+
+
+def test_teardown_failures_cost_neither_history_nor_verdict(kvctl_home, monkeypatch):
+    from kvctl.control.backend import BackendError, load_spec
+    from kvctl.control.local import LocalBackend
+    from kvctl.runner import TestOptions, run_test
+
+    real_down = LocalBackend.down
+
+    def broken(*args, **kwargs):
+        raise BackendError("the engine went away")
+
+    monkeypatch.setattr(LocalBackend, "logs", broken)
+    monkeypatch.setattr(LocalBackend, "down", broken)
+    said: list[str] = []
+    try:
+        finished = run_test(TestOptions(backend="local", nodes=3, nemesis="kill",
+                                        time_limit=3, interval=1, concurrency=4),
+                            said.append)
+    finally:
+        spec = load_spec()
+        if spec is not None:
+            real_down(LocalBackend(), spec, purge=True)
+    assert finished.exit_code == 0 and finished.valid is True
+    log = finished.run.file("run.log").read_text()
+    assert "could not collect n1's log: the engine went away" in log
+    assert "teardown: the engine went away" in log
+    assert finished.run.file("index.html").is_file()
+    assert any("teardown" in line for line in said)
