@@ -35,6 +35,7 @@ def listing(root: Path) -> str:
             "time": shown,
             "faults": ", ".join(test.get("faults") or []) or "none",
             "nodes": test.get("nodes", ""),
+            "reads": test.get("read_mode", ""),
             "seconds": test.get("time_limit", ""),
             "ops": sum(counts.values()) if counts else "",
             "verdict": report.verdict(summary.valid if summary.results else None),
