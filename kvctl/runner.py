@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-import shutil
 import time
 import traceback
 from collections import Counter
@@ -157,18 +156,19 @@ def run_test(
     except BackendError as exc:
         raise Refused(str(exc)) from exc
     backend = get_backend(spec.backend)
+    ctx = nemesis.Context(spec, backend, rng)
+    try:  # the faults' actions record into the run made below; none acts before it exists
+        nem = nemesis.build(selection, ctx, lambda f, v: _fault_event(run, f, v))
+    except nemesis.NemesisError as exc:
+        if created and not options.keep_cluster:
+            problem = _take_down(spec, backend)
+            if problem:
+                say(problem)
+        raise Refused(str(exc)) from exc
     run_dir = store.create(options.name, options.store)
     history = store.HistoryWriter(run_dir.file(store.HISTORY))
     run = _Run(options, spec, backend, created, run_dir, history, say, show,
                random.Random(seed ^ 0x9E3779B9), rng)
-    ctx = nemesis.Context(spec, backend, rng)
-    try:
-        nem = nemesis.build(selection, ctx, lambda f, v: _fault_event(run, f, v))
-    except nemesis.NemesisError as exc:
-        history.close()
-        shutil.rmtree(run_dir.path, ignore_errors=True)
-        _teardown(run)
-        raise Refused(str(exc)) from exc
     run.notes.extend(nem.notes)
     for note in nem.notes:
         say(note)
@@ -295,13 +295,20 @@ def _collect_logs(run: _Run) -> None:
 
 def _teardown(run: _Run) -> None:
     """Take down a cluster this test started (unless asked to keep it); log any failure."""
-    if not run.created or run.options.keep_cluster:
-        return
+    if run.created and not run.options.keep_cluster:
+        problem = _take_down(run.spec, run.backend)
+        if problem:
+            _log(run, problem)
+
+
+def _take_down(spec: ClusterSpec, backend: Backend) -> str | None:
+    """Remove a cluster and forget it; what went wrong, if anything."""
     try:
-        run.backend.down(run.spec, purge=True)
+        backend.down(spec, purge=True)
         forget_spec()
     except BackendError as exc:
-        _log(run, f"teardown: {exc} (the cluster may still run: `kvctl down --purge`)")
+        return f"teardown: {exc} (the cluster may still run: `kvctl down --purge`)"
+    return None
 
 
 def _conclude(run: _Run, results: dict[str, Any]) -> Finished:
