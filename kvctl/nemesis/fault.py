@@ -53,6 +53,12 @@ class Context:
     backend: Backend
     rng: random.Random = field(default_factory=random.Random)
     held: dict[str, str] = field(default_factory=dict)  # node -> fault that has it
+    returns: dict[str, int] = field(default_factory=dict)  # node -> times it came back
+
+    def came_back(self, node: str) -> None:
+        """A node restarted or resumed: faults that set state on it may need to set it again
+        (a restarted container has a fresh, empty firewall)."""
+        self.returns[node] = self.returns.get(node, 0) + 1
 
     @property
     def nodes(self) -> list[str]:

@@ -1,8 +1,9 @@
 """The partition fault: a grudge of a randomly chosen shape, enforced by the firewall.
 
-A node that cannot run commands when the grudge changes (killed, frozen) is remembered and
-brought in line by `refresh` once it is back: a restarted container comes up with an empty
-firewall, and a resumed one still carries the rules of a partition that has since healed.
+A node that cannot run commands when the grudge changes (killed, frozen) is remembered, and
+every node that came back since it was last brought in line is too: `refresh` enforces the
+grudge on them, since a restarted container comes up with an empty firewall, and a resumed
+one still carries the rules of a partition that has since healed.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Partition:
         self.firewall = Firewall(ctx)
         self.grudge: g.Grudge = {}
         self.behind: set[str] = set()  # nodes whose rules do not match self.grudge yet
+        self.seen: dict[str, int] = {}  # node -> ctx.returns[node] when last brought in line
 
     def check(self) -> None:
         if len(self.ctx.nodes) < 2:
@@ -110,7 +112,8 @@ class Partition:
         return {"summary": "network healed on every node"}
 
     def refresh(self) -> None:
-        self._enforce(sorted(self.behind))
+        back = {n for n, times in self.ctx.returns.items() if self.seen.get(n, 0) != times}
+        self._enforce(sorted(self.behind | back))
 
     def apply(self, grudge: g.Grudge) -> list[str]:
         """Enforce a given grudge (the manual `kvctl partition`); the nodes it could not reach."""
@@ -132,4 +135,5 @@ class Partition:
                 self.behind.add(node)
                 continue
             self.behind.discard(node)
+            self.seen[node] = self.ctx.returns.get(node, 0)
         return missed

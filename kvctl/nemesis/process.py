@@ -86,6 +86,7 @@ class NodeFault:
                 failed.append(f"{node}: {exc}")
                 continue
             self.ctx.held.pop(node, None)
+            self.ctx.came_back(node)
         return failed
 
     def _call(self, verb: str, node: str) -> None:

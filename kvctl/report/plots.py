@@ -44,7 +44,7 @@ class Plot:
 
     def x(self, seconds: float) -> float:
         span = self.x_max or 1.0
-        return round(self.left + (self.right - self.left) * min(seconds, span) / span, 1)
+        return round(self.left + (self.right - self.left) * min(max(seconds, 0.0), span) / span, 1)
 
 
 def nice_step(span: float, target: int = 8) -> float:

@@ -233,3 +233,15 @@ def test_gaps_stay_within_twice_the_interval():
     assert len(gaps) >= 5
     assert all(g <= 2 * 0.05 + 0.05 for g in gaps)  # 2 x interval, plus the loop's slack
     assert times[-1] <= start + 1.0
+
+
+def test_a_restarted_node_gets_the_partition_again():
+    ctx, backend = context(seed=4)
+    part, k = Partition(ctx, ["halves"]), kill(ctx)
+    nem = Nemesis([part, k], lambda f, v: None)
+    nem._run(part, "start")
+    victims = nem._run(k, "start")["nodes"]
+    backend.scripts.clear()
+    nem._run(k, "stop")  # the nodes restart, with an empty firewall in a container
+    again = {node for node, s in backend.scripts if "-j DROP" in s}
+    assert again == set(victims)
