@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,10 +74,6 @@ class NodeServer:
         self.clients: dict[int, asyncio.Transport] = {}
         self._next_conn = 0
         self._flush_scheduled = False
-        self._syncing = False
-        self._waiting: list[_AfterSync] = []  # written after the running fsync began
-        self._in_flight: list[_AfterSync] = []  # released when the running fsync returns
-        self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsync")
         self._stopped = asyncio.Event()
 
     async def run(self) -> None:
@@ -133,8 +128,14 @@ class NodeServer:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Take the core's ready batch: send what may leave before the fsync, write the
-        records, and queue what vouches for them until an fsync covering them returns."""
+        """Take the core's ready batch: send what may leave before the fsync, write and fsync
+        the records, then send what vouches for them.
+
+        The fsync blocks the loop on purpose: what arrives meanwhile waits in the kernel and
+        is handled as one batch afterwards, which is the group commit. Measured side by side
+        (kvctl bench, 3 nodes), an fsync thread that let the loop go on was about half as
+        fast at 64 and 256 clients: more, smaller batches.
+        """
         self._flush_scheduled = False
         ready = self.core.take_ready()
         for name, address in ready.new_peers.items():
@@ -142,55 +143,29 @@ class NodeServer:
         self._send([m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)])
         if ready.persist:
             self.storage.write(ready.persist)
-        after = _AfterSync(
-            [m for m in ready.messages if isinstance(m[2], AFTER_FSYNC)],
-            ready.responses,
-            ready.written,
-        )
-        needs_sync = any(needs_fsync(op) for _, op in ready.persist)
-        if needs_sync or self._waiting:
-            self._waiting.append(after)  # behind the next fsync
-            self._start_sync()
-        elif after.messages or after.responses or after.written:
-            if self._syncing:
-                self._in_flight.append(after)  # keeps its place behind the running fsync
-            else:
-                self._release(after)
-
-    def _start_sync(self) -> None:
-        """Group commit, pipelined: one fsync in flight covers every batch written before it
-        began; batches written meanwhile wait for the next one. The loop never blocks."""
-        if self._syncing or not self._waiting:
-            return
-        if self.storage.size > self.storage.rewrite_bytes:
-            self.storage.rewrite(self._durable_states())
-        self._in_flight, self._waiting = self._waiting, []
-        self._syncing = True
-        future = asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.storage.sync)
-        future.add_done_callback(self._synced)
-
-    def _synced(self, future: asyncio.Future[None]) -> None:
-        self._syncing = False
-        batch, self._in_flight = self._in_flight, []
-        if future.exception() is not None:
-            # After a failed fsync the page cache may be lying: stop rather than vouch for it.
-            log.critical("fsync failed: %s; stopping", future.exception())
-            os._exit(70)
-        for after in batch:
-            self._release(after)
-        self.schedule_flush()
-        self._start_sync()
-
-    def _release(self, after: _AfterSync) -> None:
-        self.core.persisted(after.written)
-        self._send(after.messages)
+            if any(needs_fsync(op) for _, op in ready.persist):
+                self._sync()
+            if self.storage.size > self.storage.rewrite_bytes:
+                self.storage.rewrite(self._durable_states())
+        if ready.written:
+            self.core.persisted(ready.written)
+            self.schedule_flush()  # a leader may now count itself toward a majority
+        self._send([m for m in ready.messages if isinstance(m[2], AFTER_FSYNC)])
         replies: dict[int, list[Any]] = defaultdict(list)
-        for conn, response in after.responses:
+        for conn, response in ready.responses:
             replies[conn].append(response)
         for conn, batch in replies.items():
             transport = self.clients.get(conn)
             if transport is not None and not transport.is_closing():
                 transport.write(frame(batch))
+
+    def _sync(self) -> None:
+        try:
+            self.storage.sync()
+        except OSError as exc:
+            # After a failed fsync the page cache may be lying: stop rather than vouch for it.
+            log.critical("fsync failed: %s; stopping", exc)
+            os._exit(70)
 
     def _add_link(self, name: str, address: str) -> None:
         """Our outbound connection to a peer, new or moved to another address."""
@@ -225,15 +200,6 @@ class NodeServer:
         self._next_conn += 1
         self.clients[self._next_conn] = transport
         return self._next_conn
-
-
-@dataclass
-class _AfterSync:
-    """What a ready batch may do only once its records are on disk."""
-
-    messages: list[tuple[str, Any, Any]]
-    responses: list[tuple[int, tuple[Any, ...]]]
-    written: dict[Any, int]
 
 
 class Inbound(asyncio.Protocol):
