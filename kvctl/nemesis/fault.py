@@ -27,7 +27,7 @@ class Fault(Protocol):
     """One kind of fault (Jepsen's nemesis): inject, undo, and undo-whatever-is-left."""
 
     name: str
-    stage: int  # heal order: faults that bring nodes back (0) before network ones (1)
+    stage: int  # heal order: nodes back (0), then the network (1), then membership (2)
 
     def check(self) -> None:
         """Raise NemesisError if this fault cannot run on this cluster."""

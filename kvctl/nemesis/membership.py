@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 class Membership:
     name: ClassVar[str] = "membership"
-    stage: ClassVar[int] = 0
+    stage: ClassVar[int] = 2  # healed last: moving groups needs the nodes up and connected
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
