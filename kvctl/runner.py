@@ -124,9 +124,15 @@ def run_test(
     show: Callable[[Status], None] = lambda status: None,
 ) -> Finished:
     """Run one test and store it; raises Refused (before anything runs) on bad input."""
-    backend_name = options.backend or _saved_backend() or default_backend()
+    saved = _saved_backend()
+    backend_name = options.backend or saved or default_backend()
+    faults = options.nemesis
+    if backend_name == "local" and not (options.backend or saved):
+        faults, note = nemesis.for_local(faults)
+        if note:
+            say(note)
     try:
-        selection = nemesis.parse(options.nemesis, backend_name)
+        selection = nemesis.parse(faults, backend_name)
         store.check_name(options.name)
     except (nemesis.NemesisError, store.StoreError) as exc:
         raise Refused(str(exc)) from exc

@@ -18,7 +18,16 @@ from kvctl.nemesis.netem import Netem
 from kvctl.nemesis.partition import KINDS, Partition
 from kvctl.nemesis.process import kill, pause
 
-__all__ = ["Context", "Fault", "Nemesis", "NemesisError", "Selection", "build", "parse"]
+__all__ = [
+    "Context",
+    "Fault",
+    "Nemesis",
+    "NemesisError",
+    "Selection",
+    "build",
+    "for_local",
+    "parse",
+]
 
 FAULTS: dict[str, Callable[[Context], Fault]] = {
     "partition": Partition,
@@ -56,6 +65,23 @@ LOCAL_NETWORK = (
     "is no per-node network to cut or slow (and kvctl will not touch the host's firewall): "
     "use --backend docker, or leave {fault} out of --nemesis (kill and pause work here)"
 )
+
+
+def for_local(text: str) -> tuple[str, str | None]:
+    """A `--nemesis` value for local processes, when local was not asked for but is all there
+    is (no Docker engine): network faults become kill and pause, and the note says so."""
+    words = [w.strip().lower() for w in text.split(",") if w.strip()]
+    network = [w for w in words if w in NETWORK or w in SHAPES]
+    if not network:
+        return text, None
+    kept = [w for w in words if w not in network]
+    kept += [w for w in ("kill", "pause") if w not in kept]
+    note = (
+        f"no Docker engine answers, so the nodes run as local processes, which share this "
+        f"machine's network: {', '.join(network)} cannot run here and is replaced by kill "
+        f"and pause (with Docker, or --backend ssh, the network faults run too)"
+    )
+    return ",".join(kept), note
 
 
 def parse(text: str, backend: str) -> Selection:

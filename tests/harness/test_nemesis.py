@@ -245,3 +245,11 @@ def test_a_restarted_node_gets_the_partition_again():
     nem._run(k, "stop")  # the nodes restart, with an empty firewall in a container
     again = {node for node, s in backend.scripts if "-j DROP" in s}
     assert again == set(victims)
+
+
+def test_without_docker_network_faults_become_kill_and_pause_with_a_note():
+    assert nemesis.for_local("kill,pause") == ("kill,pause", None)
+    faults, note = nemesis.for_local("partition-one,kill,netem")
+    assert faults == "kill,pause"
+    assert note is not None and "no Docker engine" in note and "partition-one, netem" in note
+    assert nemesis.parse(faults, "local").names == ["kill", "pause"]
