@@ -110,6 +110,7 @@ class NodeCore:
         self._now = 0
         self._was_accepting: dict[Instance, bool] = {}
         self._sealed_at: dict[Instance, int] = {}
+        self._dirty: dict[Instance, None] = {}  # replicas with input since the last ready
         self._ready = NodeReady()
         self._awaiting: dict[Instance, Config] = {}  # member, without the starting state yet
         durable = dict(durable or {})
@@ -152,9 +153,11 @@ class NodeCore:
                 if config is not None:
                     self._learn(msg.group, config, (), msg.snapshot)
             return
-        replica = self.replicas.get(tuple(group))
+        instance = tuple(group)
+        replica = self.replicas.get(instance)
         if replica is not None:
             replica.handle(src, msg)
+            self._dirty[instance] = None
 
     def persisted(self, written: dict[Instance, int]) -> None:
         """The fsync covering a ready batch returned (its `written`)."""
@@ -162,11 +165,13 @@ class NodeCore:
             replica = self.replicas.get(instance)
             if replica is not None:
                 replica.paxos.persisted(length)
+                self._dirty[instance] = None
 
     def tick(self) -> None:
         self._now += 1
-        for replica in self.replicas.values():
+        for instance, replica in self.replicas.items():
             replica.tick()
+            self._dirty[instance] = None
         if self._now % 50 == 0:
             self._expire_requests()
         if self._now % ANNOUNCE_TICKS == 0:
@@ -179,7 +184,11 @@ class NodeCore:
 
     def take_ready(self) -> NodeReady:
         ready = self._ready
-        for instance, replica in list(self.replicas.items()):
+        dirty, self._dirty = self._dirty, {}
+        for instance in dirty:
+            replica = self.replicas.get(instance)
+            if replica is None:
+                continue
             out = replica.take_ready()
             ready.persist.extend((instance, op) for op in out.persist)
             ready.messages.extend((dst, instance, msg) for dst, msg in out.messages)
@@ -215,6 +224,7 @@ class NodeCore:
             timing=self.timing,
         )
         self.replicas[instance] = replica
+        self._dirty[instance] = None
         return replica
 
     def _on_stopsign(self, instance: Instance, stop: StopSignApplied, ready: NodeReady) -> None:
@@ -334,6 +344,7 @@ class NodeCore:
             )
             if replica.propose(entry):
                 instance = (group, self.configs[group].id)
+                self._dirty[instance] = None
                 waiter = (instance, client_id, seq)
                 self._waiters.setdefault(waiter, []).append((sink, self._now))
                 return

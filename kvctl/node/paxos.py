@@ -445,8 +445,10 @@ class SequencePaxos:
         self._stream = (ballot, session, msg.seq)
         if msg.entries:
             self._append(msg.entries)
+            self._reply_accepted = True
+        elif msg.decided_idx <= self.decided_idx:
+            self._reply_accepted = True  # a probe from the resend timer: say where we are
         self._learn_decided(msg.decided_idx)
-        self._reply_accepted = True
 
     def _same_ballot(self, src: str, ballot: Ballot) -> bool:
         """Accept-phase messages count only in the ballot we promised."""

@@ -8,6 +8,7 @@ lists of request tuples. Ballots and snapshots travel as msgpack extension types
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgpack
@@ -27,9 +28,15 @@ class FrameError(Exception):
     """The peer sent bytes that are not a valid frame: close its connection."""
 
 
+@functools.lru_cache(maxsize=256)
+def _ballot(ballot: Ballot) -> msgpack.ExtType:
+    """A leader sends the same ballot in every message: encode it once."""
+    return msgpack.ExtType(_BALLOT, msgpack.packb((ballot.n, ballot.priority, ballot.pid)))
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, Ballot):
-        return msgpack.ExtType(_BALLOT, msgpack.packb((obj.n, obj.priority, obj.pid)))
+        return _ballot(obj)
     if isinstance(obj, Snapshot):
         return msgpack.ExtType(_SNAPSHOT, msgpack.packb((obj.index, obj.state), default=_default))
     raise TypeError(f"cannot encode {type(obj).__name__}")
