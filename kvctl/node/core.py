@@ -334,6 +334,9 @@ class NodeCore:
             if op == READ and self.read_mode == "stale":
                 self._deliver(sink, (OK, replica.machine.read(key), replica.leader_hint()))
                 return
+            if op == READ and replica.read(key, client_id, seq):
+                self._wait(group, client_id, seq, sink)
+                return
             if op == RECONFIGURE and replica.accepting and replica.sealed:
                 self._deliver(sink, (FAIL, f"group {group} is already being reconfigured", None))
                 return
@@ -343,10 +346,7 @@ class NodeCore:
                 else (op, key, a, b, client_id, seq)
             )
             if replica.propose(entry):
-                instance = (group, self.configs[group].id)
-                self._dirty[instance] = None
-                waiter = (instance, client_id, seq)
-                self._waiters.setdefault(waiter, []).append((sink, self._now))
+                self._wait(group, client_id, seq, sink)
                 return
         target = self._leader_of(group)
         if target is None or target == self.name or hops >= MAX_HOPS:
@@ -356,6 +356,12 @@ class NodeCore:
         self._forwards[self._next_forward] = (sink, self._now)
         forward = ClientForward(self._next_forward, tuple(request))
         self._ready.messages.append((target, NODE_LEVEL, forward))
+
+    def _wait(self, group: int, client_id: int, seq: int, sink: Sink) -> None:
+        """Answer `sink` when the current replica of `group` yields (client_id, seq)."""
+        instance = (group, self.configs[group].id)
+        self._dirty[instance] = None
+        self._waiters.setdefault((instance, client_id, seq), []).append((sink, self._now))
 
     def _leader_of(self, group: int) -> str | None:
         replica = self.current(group)

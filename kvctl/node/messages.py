@@ -112,6 +112,20 @@ class NotAccepted:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadConfirm:
+    """Read index: is `ballot` still the one you promised? (round `round` of reads)"""
+
+    ballot: Ballot
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadConfirmed:
+    ballot: Ballot
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
 class PrepareReq:
     """A follower that fell out of the stream (gap, restart) asks the leader to resync it."""
 
@@ -176,10 +190,12 @@ PEER_MESSAGES: tuple[type, ...] = (
     ConfigAnnounce,
     StateRequest,
     StateReply,
+    ReadConfirm,
+    ReadConfirmed,
 )
 
 
 # Replies that vouch for state on disk: a host sends them only after its fsync completes.
 # Everything else may leave before: a leader's Accept goes out while its own fsync runs,
 # and the leader counts itself only in a later step, after that fsync returned.
-AFTER_FSYNC: tuple[type, ...] = (Promise, Accepted, ClientForwardReply)
+AFTER_FSYNC: tuple[type, ...] = (Promise, Accepted, ReadConfirmed, ClientForwardReply)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from kvctl.node.ballot import ZERO, Ballot, majority
 from kvctl.node.durable import DurableState, PersistOp
@@ -30,11 +31,23 @@ from kvctl.node.messages import (
     Prepare,
     PrepareReq,
     Promise,
+    ReadConfirm,
+    ReadConfirmed,
     Snapshot,
     is_stopsign,
 )
 
-PaxosMessage = Prepare | Promise | AcceptSync | AcceptDecide | Accepted | NotAccepted | PrepareReq
+PaxosMessage = (
+    Prepare
+    | Promise
+    | AcceptSync
+    | AcceptDecide
+    | Accepted
+    | NotAccepted
+    | PrepareReq
+    | ReadConfirm
+    | ReadConfirmed
+)
 
 
 class Phase(Enum):
@@ -63,6 +76,7 @@ class Ready:
     messages: list[tuple[str, PaxosMessage]] = field(default_factory=list)
     install: Snapshot | None = None
     decided: list[Entry] = field(default_factory=list)
+    reads: list[Any] = field(default_factory=list)  # tokens to serve now, after `decided`
     written_len: int | None = None  # log length once `persist` is on disk: give to persisted()
 
 
@@ -97,6 +111,13 @@ class SequencePaxos:
         self._followers: dict[str, _Progress] = {}
         self._sessions: dict[str, int] = {}
         self._pending: list[Entry] = []
+        # Read index: reads wait for a majority to confirm our ballot after they arrived,
+        # then for the log to be decided up to where it ended when they arrived.
+        self._new_reads: list[tuple[Any, int]] = []  # (token, read index), no round yet
+        self._reads: list[tuple[Any, int, int]] = []  # (token, read index, round)
+        self._read_round = 0
+        self._confirmed_round = 0
+        self._confirms: dict[int, set[str]] = {}
         self._ticks = 0
         self._applied_idx = self.log_start
         self._durable_len = self.log_len  # what a leader may count as its own acceptance
@@ -148,6 +169,14 @@ class SequencePaxos:
             self._append([entry])
         else:
             self._pending.append(entry)
+        return True
+
+    def read(self, token: Any) -> bool:
+        """Serve a linearizable read without a log entry (read index); the token comes back
+        in a later ready's `reads`. False if this replica cannot lead it."""
+        if not self.accepting or self.sealed:
+            return False
+        self._new_reads.append((token, self.log_len))
         return True
 
     def become_leader(self, ballot: Ballot) -> bool:
@@ -217,6 +246,13 @@ class SequencePaxos:
             if self.is_leader and msg.ballot > self.promise:
                 self._step_down()
                 self.leader_hint = msg.ballot.pid
+        elif isinstance(msg, ReadConfirm):
+            if msg.ballot == self.promise:
+                self._outbox.append((src, ReadConfirmed(msg.ballot, msg.round)))
+            elif msg.ballot < self.promise:
+                self._outbox.append((src, NotAccepted(self.promise)))
+        elif isinstance(msg, ReadConfirmed):
+            self._on_read_confirmed(src, msg)
         elif isinstance(msg, PrepareReq):
             if self.is_leader:
                 self._followers.pop(src, None)
@@ -230,6 +266,7 @@ class SequencePaxos:
         if self.is_leader and self.phase is Phase.ACCEPT:
             self._advance_decided()
             self._stream_to_followers()
+            self._start_read_round()
         ready = Ready(messages=self._outbox)
         self._outbox = []
         persist = ready.persist
@@ -259,7 +296,41 @@ class SequencePaxos:
             start = self._applied_idx - self.log_start
             ready.decided = self.log[start : self.decided_idx - self.log_start]
             self._applied_idx = self.decided_idx
+        if self._reads:
+            ready.reads = [t for t, idx, r in self._reads if self._servable(idx, r)]
+            if ready.reads:
+                self._reads = [x for x in self._reads if not self._servable(x[1], x[2])]
         return ready
+
+    # -- read index -------------------------------------------------------------------------
+
+    def _servable(self, read_idx: int, round: int) -> bool:
+        return round <= self._confirmed_round and read_idx <= self.decided_idx
+
+    def _start_read_round(self) -> None:
+        if not self._new_reads:
+            return
+        self._read_round += 1
+        self._reads.extend((token, idx, self._read_round) for token, idx in self._new_reads)
+        self._new_reads = []
+        self._confirms[self._read_round] = {self.pid}
+        self._send_read_confirm()
+        if self.quorum == 1:
+            self._confirmed_round = self._read_round
+
+    def _send_read_confirm(self) -> None:
+        confirm = ReadConfirm(self.promise, self._read_round)
+        self._outbox.extend((peer, confirm) for peer in self.peers)
+
+    def _on_read_confirmed(self, src: str, msg: ReadConfirmed) -> None:
+        if not self.is_leader or msg.ballot != self.promise or msg.round <= self._confirmed_round:
+            return
+        confirms = self._confirms.setdefault(msg.round, {self.pid})
+        confirms.add(src)
+        if len(confirms) >= self.quorum:
+            self._confirmed_round = msg.round
+            for done in [r for r in self._confirms if r <= msg.round]:
+                del self._confirms[done]
 
     # -- leader -----------------------------------------------------------------------------
 
@@ -359,7 +430,9 @@ class SequencePaxos:
         progress.sent_decided = self.decided_idx
 
     def _resend(self) -> None:
-        """Repair lost messages: re-Prepare the silent, probe the lagging."""
+        """Repair lost messages: re-Prepare the silent, probe the lagging, re-ask for reads."""
+        if self._read_round > self._confirmed_round:
+            self._send_read_confirm()
         if self.phase is Phase.PREPARE:
             self._send_prepare([p for p in self.peers if p not in self._promises])
             return
@@ -374,6 +447,7 @@ class SequencePaxos:
         self._promises = {}
         self._followers = {}
         self._pending = []
+        self._new_reads, self._reads, self._confirms = [], [], {}
 
     # -- follower ---------------------------------------------------------------------------
 

@@ -100,6 +100,10 @@ class Replica:
     def propose(self, entry: Entry) -> bool:
         return self.accepting and self.paxos.propose(entry)
 
+    def read(self, key: Any, client_id: int, seq: int) -> bool:
+        """A linearizable read by read index: answered in a later ready's results."""
+        return self.accepting and self.paxos.read((client_id, seq, key))
+
     @property
     def sealed(self) -> bool:
         """A StopSign is in the log (decided or not): this configuration takes no more."""
@@ -136,6 +140,8 @@ class Replica:
                 # A StopSign is the last entry of its log: the next config starts after it.
                 base = Snapshot(self.paxos.decided_idx, self.machine.export())
                 self.stopped = out.stopped = StopSignApplied(tuple(entry[2]), tuple(entry[3]), base)
+        for client_id, seq, key in ready.reads:  # after the decided entries: their state
+            out.results.append((client_id, seq, self.machine.read(key)))
         if (
             ready.decided
             and self.stopped is None

@@ -27,6 +27,7 @@ class _Op:
     seq: int
     invoked: int
     attempts: set[int] = field(default_factory=set)
+    unanswered: set[int] = field(default_factory=set)
     definite_fail_only: bool = True
 
 
@@ -102,6 +103,7 @@ class SimClients:
         self._next_req += 1
         req = self._next_req
         op.attempts.add(req)
+        op.unanswered.add(req)
         self._req_owner[req] = process
         cid = self._client_id[process]
         code = {"read": "r", "write": "w", "cas": "c"}[op.f]
@@ -122,6 +124,7 @@ class SimClients:
         op = self._ops.get(process) if process is not None else None
         if op is None or req not in op.attempts:
             return
+        op.unanswered.discard(req)
         if leader:
             self._leader_hint[op.key] = leader
         if status == OK:
@@ -143,7 +146,7 @@ class SimClients:
         op = self._ops.get(process)
         if op is None or op.seq != seq:
             return
-        if op.definite_fail_only:
+        if op.definite_fail_only and not op.unanswered:  # every attempt was refused
             self._complete(process, op, "fail", op.value)
             return
         self._record(process, "info", op, op.value)

@@ -15,7 +15,7 @@ from typing import Any
 
 from kvctl.node.core import NodeCore, NodeReady
 from kvctl.node.durable import DurableState, needs_fsync
-from kvctl.node.messages import AFTER_FSYNC
+from kvctl.node.messages import AFTER_FSYNC, ClientForward, ClientForwardReply
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
 
@@ -165,6 +165,10 @@ class World:
         if self.net.cut(src, dst) or self.rng.random() < self.net.loss:
             return
         copies = 2 if self.rng.random() < self.net.duplicate else 1
+        if isinstance(payload[1], ClientForward | ClientForwardReply):
+            # Relaying a client's request rides on TCP, which never duplicates: a copy could
+            # be refused ("fail") after the original was proposed. Loss stays possible.
+            copies = 1
         for _ in range(copies):
             self.after(self._delay(), self._deliver, src, dst, payload)
 

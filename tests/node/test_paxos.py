@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from kvctl.node.ballot import Ballot
-from kvctl.node.messages import AcceptDecide, Accepted, NotAccepted, PrepareReq, Snapshot
+from kvctl.node.messages import (
+    AcceptDecide,
+    Accepted,
+    NotAccepted,
+    PrepareReq,
+    ReadConfirm,
+    ReadConfirmed,
+    Snapshot,
+)
 from kvctl.node.paxos import Phase
 
 from .harness import PaxosNet
@@ -180,3 +188,38 @@ def test_a_lagging_replica_catches_up_from_a_snapshot():
     net.propose("a", ("w",))
     net.deliver()
     assert net.decided["c"] == [("snapshot", 3), ("w",)]
+
+
+def test_a_read_waits_for_a_majority_to_confirm_the_ballot():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",))
+    net.deliver()
+    assert net.nodes["a"].read("token")
+    net.flush("a")
+    asked = [m for _, dst, m in net.queue if isinstance(m, ReadConfirm)]
+    assert len(asked) == 2 and net.nodes["a"].take_ready().reads == []  # not yet confirmed
+    net.queue.clear()
+    net.nodes["a"].handle("b", ReadConfirmed(Ballot(0, 0, "a"), asked[0].round))  # old ballot
+    assert net.nodes["a"].take_ready().reads == []
+    net.nodes["a"].handle("b", ReadConfirmed(asked[0].ballot, asked[0].round))
+    assert net.nodes["a"].take_ready().reads == ["token"]
+
+
+def test_a_deposed_leader_serves_no_read():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.elect("b", 2)
+    net.deliver(drop=lambda src, dst, msg: "a" in (src, dst))
+    assert net.nodes["a"].read("stale?")
+    replies = []
+    net.deliver(drop=lambda src, dst, msg: replies.append((src, dst, msg)) is not None)
+    for src, dst, msg in replies:
+        if dst != "a":
+            net.nodes[dst].handle(src, msg)
+            for _, answer in net.nodes[dst].take_ready().messages:
+                net.nodes["a"].handle(dst, answer)
+    assert net.nodes["a"].take_ready().reads == []
+    assert not net.nodes["a"].is_leader
