@@ -20,8 +20,12 @@ def local_cluster(tmp_path, monkeypatch):
     try:
         wait_until_serving(addresses(spec), 30)
         yield spec, backend
-    finally:
-        backend.down(load_spec() or spec, purge=True)  # with any node a test added
+    finally:  # the spec a test grew, and the saved one (which the supervisor grows)
+        saved = load_spec()
+        for grown in (spec, saved):
+            if grown is not None:
+                backend.down(grown)
+        backend.down(spec, purge=True)
 
 
 def addresses(spec: ClusterSpec) -> dict[str, str]:
