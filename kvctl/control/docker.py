@@ -35,6 +35,7 @@ from kvctl.control.backend import (
     ExecResult,
     NodeSpec,
     NodeStatus,
+    kvctl_home,
 )
 from kvctl.control.image import BuildProgress, ensure_node_image
 
@@ -42,6 +43,7 @@ CLUSTER_LABEL = "kvctl"  # value: the cluster's name
 NODE_LABEL = "kvctl.node"
 CONFIG_LABEL = "kvctl.config"  # digest of what a container was created with
 SUBNET_LABEL = "kvctl.subnet"  # on volumes: the subnet to come back to after `down`
+HOME_LABEL = "kvctl.home"  # on the network: the $KVCTL_HOME whose cluster it is
 DATA_DIR = "/data"
 SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
 FIRST_HOST = 11  # n1 is x.x.x.11: low addresses stay free for the gateway
@@ -155,6 +157,12 @@ class DockerBackend:
             return self._create_network(spec)
         labels = network.attrs.get("Labels") or {}
         self._check_owned(labels, spec, f"a Docker network named {network.name}")
+        home = labels.get(HOME_LABEL)
+        if home and home != str(kvctl_home()):
+            raise BackendError(
+                f"a cluster named {spec.name!r} already runs from {home}: give this one "
+                "another name with --name, or use that directory (or `kvctl down` there)"
+            )
         return network
 
     def _create_network(self, spec: ClusterSpec) -> Network:
@@ -171,7 +179,7 @@ class DockerBackend:
                 return self.client.networks.create(
                     spec.name,
                     driver="bridge",
-                    labels={CLUSTER_LABEL: spec.name},
+                    labels={CLUSTER_LABEL: spec.name, HOME_LABEL: str(kvctl_home())},
                     ipam=IPAMConfig(
                         pool_configs=[
                             IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))
