@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from kvctl.client import Client, ClientError, Failed, Indeterminate, run_sync
+from kvctl.client import Client, Failed, Indeterminate, run_sync
 from kvctl.control import BACKENDS, default_backend, get_backend, supervisor
 from kvctl.control.backend import (
     Backend,
@@ -25,7 +25,7 @@ from kvctl.control.backend import (
     kvctl_home,
     load_spec,
 )
-from kvctl.control.membership import current_configs
+from kvctl.control.membership import current_configs, views
 from kvctl.control.provision import provision
 
 T = TypeVar("T")
@@ -160,7 +160,7 @@ def status(as_json: bool) -> None:
         nodes = backend_of(spec).status(spec)
     except BackendError as exc:
         raise click.ClickException(str(exc)) from exc
-    leaders, views = _leaders(spec, [n.name for n in nodes if n.running and not n.paused])
+    leaders, answered = _leaders(spec, [n.name for n in nodes if n.running and not n.paused])
     doc: dict[str, Any] = {
         "name": spec.name,
         "backend": spec.backend,
@@ -172,7 +172,7 @@ def status(as_json: bool) -> None:
                 "up": n.running and not n.paused,
                 "running": n.running,
                 "paused": n.paused,
-                "answers": n.name in views,
+                "answers": n.name in answered,
                 "member": any(n.name in g["members"] for g in leaders),
             }
             for n in nodes
@@ -199,23 +199,14 @@ def status(as_json: bool) -> None:
 def _leaders(spec: ClusterSpec, names: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Ask every running node for its view; a group's leader is the one its members name."""
 
-    async def gather(client: Client) -> dict[str, Any]:
-        views: dict[str, Any] = {}
-        for name in names:
-            try:
-                views[name] = await client.topology(name)
-            except ClientError:
-                continue
-        return views
-
-    views = run_sync(addresses(spec), gather) if names else {}
-    configs = current_configs(list(views.values())) if views else {}
+    found = run_sync(addresses(spec), lambda client: views(client, names)) if names else {}
+    configs = current_configs(found.values())
     groups: list[dict[str, Any]] = []
     for g, (cid, members) in sorted(configs.items()):
-        named = [v["leaders"].get(g) for v in views.values() if v["configs"][g][0] == cid]
+        named = [v["leaders"].get(g) for v in found.values() if v["configs"][g][0] == cid]
         leader = max(set(filter(None, named)), key=named.count, default=None)
         groups.append({"group": g, "config": cid, "leader": leader, "members": members})
-    return groups, views
+    return groups, found
 
 
 def _node_action(verb: str, help_text: str) -> click.Command:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from kvctl.cli.cluster import addresses, backend_of, current_spec, run_client
-from kvctl.client import Client
+from kvctl.client import Client, Failed
 from kvctl.control.backend import BackendError, ClusterSpec
 from kvctl.control.membership import (
     Plan,
@@ -42,7 +42,10 @@ def _run(spec: ClusterSpec, plan: Plan) -> None:
 
 def _configs(spec: ClusterSpec) -> dict[int, tuple[int, list[str]]]:
     async def action(client: Client) -> dict[int, tuple[int, list[str]]]:
-        return current_configs(await views(client, [n.name for n in spec.nodes]))
+        found = await views(client, [n.name for n in spec.nodes])
+        if not found:
+            raise Failed("no node of the cluster answers")
+        return current_configs(found.values())
 
     return run_client(spec, action)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from kvctl.client import Client, ClientError
@@ -22,7 +23,7 @@ Plan = list[tuple[int, list[str]]]
 Configs = dict[int, tuple[int, list[str]]]  # group -> (configuration id, members)
 
 
-def current_configs(views: list[dict[str, Any]]) -> Configs:
+def current_configs(views: Iterable[dict[str, Any]]) -> Configs:
     """The newest configuration of every group among the nodes' views."""
     configs: Configs = {}
     for view in views:
@@ -85,16 +86,14 @@ def plan_replace(configs: Configs, dead: str, new: str) -> Plan:
     ]
 
 
-async def views(client: Client, nodes: list[str]) -> list[dict[str, Any]]:
-    """Every answering node's topology."""
-    found = []
+async def views(client: Client, nodes: list[str]) -> dict[str, dict[str, Any]]:
+    """Every answering node's topology, by node name (empty if none answers)."""
+    found = {}
     for name in nodes:
         try:
-            found.append(await client.topology(name))
+            found[name] = await client.topology(name)
         except ClientError:
             continue
-    if not found:
-        raise ClientError("no node answered")
     return found
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kvctl.client import Client, ClientError
 from kvctl.control import get_backend
@@ -25,20 +26,15 @@ from kvctl.control.membership import (
     current_configs,
     plan_replace,
     start_node,
+    views,
 )
 
 PID_FILE = "supervisor.pid"
 
 
-async def _reachable(spec_nodes: dict[str, str], timeout: float) -> dict[str, dict]:
-    views: dict[str, dict] = {}
-    async with Client(spec_nodes, attempt_timeout=timeout) as client:
-        for name in spec_nodes:
-            try:
-                views[name] = await client.topology(name)
-            except ClientError:
-                continue
-    return views
+async def _reachable(addresses: dict[str, str]) -> dict[str, dict[str, Any]]:
+    async with Client(addresses, attempt_timeout=1.0) as client:
+        return await views(client, list(addresses))
 
 
 def supervise(
@@ -53,15 +49,15 @@ def supervise(
             say("no cluster any more: stopping")
             return
         addresses = {n.name: n.address for n in spec.nodes}
-        views = asyncio.run(_reachable(addresses, timeout=1.0))
-        if not views:
+        answered = asyncio.run(_reachable(addresses))
+        if not answered:
             time.sleep(1)
             continue
-        configs = current_configs(list(views.values()))
+        configs = current_configs(answered.values())
         members = sorted({m for _, ms in configs.values() for m in ms})
         now = time.monotonic()
         for name in members:
-            if name in views:
+            if name in answered:
                 silent_since.pop(name, None)
                 continue
             since = silent_since.setdefault(name, now)

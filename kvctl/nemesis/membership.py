@@ -86,7 +86,9 @@ class Membership:
     def _survey(self) -> tuple[Configs, set[str]]:
         async def ask(client: Client) -> tuple[Configs, set[str]]:
             found = await views(client, self.ctx.nodes)
-            return current_configs(found), {v["node"] for v in found}
+            if not found:
+                raise NemesisError("no node answers: membership cannot change now")
+            return current_configs(found.values()), set(found)
 
         return self._run(ask)
 
