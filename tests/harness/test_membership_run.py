@@ -13,32 +13,23 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_membership_and_kill_on_local_processes_come_out_valid(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kvctl",
-            "test",
-            "--backend",
-            "local",
-            "--nodes",
-            "5",
-            "--nemesis",
-            "membership,kill",
-            "--time-limit",
-            "20",
-            "--nemesis-interval",
-            "3",
-            "--concurrency",
-            "6",
-        ],
+def kvctl_test(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`kvctl test --backend local ARGS` in its own directory and $KVCTL_HOME."""
+    return subprocess.run(
+        [sys.executable, "-m", "kvctl", "test", "--backend", "local", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "KVCTL_HOME": str(tmp_path / "home")},
     )
+
+
+def test_membership_and_kill_on_local_processes_come_out_valid(tmp_path: Path) -> None:
+    done = kvctl_test(
+        tmp_path, "--nodes", "5", "--nemesis", "membership,kill", "--time-limit", "20",
+        "--nemesis-interval", "3", "--concurrency", "6",
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     latest = tmp_path / "store" / "latest"
     assert json.loads((latest / "results.json").read_text())["valid"] is True
@@ -48,27 +39,7 @@ def test_membership_and_kill_on_local_processes_come_out_valid(tmp_path: Path) -
 
 
 def test_membership_needs_more_nodes_than_replicas(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kvctl",
-            "test",
-            "--backend",
-            "local",
-            "--nodes",
-            "3",
-            "--nemesis",
-            "membership",
-            "--time-limit",
-            "5",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "KVCTL_HOME": str(tmp_path / "home")},
-    )
+    done = kvctl_test(tmp_path, "--nodes", "3", "--nemesis", "membership", "--time-limit", "5")
     assert done.returncode == 255
     assert "more nodes than the replication factor" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
