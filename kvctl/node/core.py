@@ -105,7 +105,7 @@ class NodeCore:
         self.replicas: dict[Instance, Replica] = {}
         self.leader_cache: dict[int, str] = {}  # for groups we are not a member of
         self._waiters: dict[tuple[Instance, int, int], list[tuple[Sink, int]]] = {}
-        self._forwards: dict[int, tuple[Sink, int]] = {}
+        self._forwards: dict[int, tuple[Sink, int, int]] = {}  # id -> (sink, sent at, group)
         self._next_forward = 0
         self._now = 0
         self._was_accepting: dict[Instance, bool] = {}
@@ -142,7 +142,11 @@ class NodeCore:
             elif isinstance(msg, ClientForwardReply):
                 pending = self._forwards.pop(msg.forward_id, None)
                 if pending is not None:
-                    self._deliver(pending[0], tuple(msg.response))
+                    sink, _, group = pending
+                    leader = msg.response[2]
+                    if leader and self.current(group) is None:
+                        self.leader_cache[group] = leader  # next time, straight there
+                    self._deliver(sink, tuple(msg.response))
             elif isinstance(msg, ConfigAnnounce):
                 config = Config(msg.config_id, tuple(msg.members))
                 self._learn(msg.group, config, msg.addresses)
@@ -353,7 +357,7 @@ class NodeCore:
             self._deliver(sink, (FAIL, f"unavailable: group {group} has no leader here", target))
             return
         self._next_forward += 1
-        self._forwards[self._next_forward] = (sink, self._now)
+        self._forwards[self._next_forward] = (sink, self._now, group)
         forward = ClientForward(self._next_forward, tuple(request))
         self._ready.messages.append((target, NODE_LEVEL, forward))
 
@@ -391,8 +395,9 @@ class NodeCore:
         for key in [k for k, w in self._waiters.items() if w[0][1] < deadline]:
             for sink, _ in self._waiters.pop(key):
                 self._deliver(sink, (UNKNOWN, "timed out waiting for a decision", None))
-        for fid in [f for f, (_, t) in self._forwards.items() if t < deadline]:
-            sink, _ = self._forwards.pop(fid)
+        for fid in [f for f, (_, t, _) in self._forwards.items() if t < deadline]:
+            sink, _, group = self._forwards.pop(fid)
+            self.leader_cache.pop(group, None)
             self._deliver(sink, (UNKNOWN, "timed out waiting for the leader", None))
 
     def topology(self) -> dict[str, Any]:
