@@ -50,6 +50,7 @@ class _SafetyMonitor:
         self.clients = clients
         self.chosen: dict[tuple[int, int], Any] = {}
         self.seen: dict[tuple[str, int], tuple[int, int]] = {}  # -> (incarnation, decided)
+        self.leading: set[tuple[Any, str, Any]] = set()  # (instance, node, ballot) seen lead
         self.violations: list[str] = []
 
     def check(self) -> None:
@@ -58,6 +59,10 @@ class _SafetyMonitor:
                 continue
             for group, replica in node.core.replicas.items():
                 paxos = replica.paxos
+                if replica.accepting and (group, name, paxos.promise) not in self.leading:
+                    self.leading.add((group, name, paxos.promise))
+                    ballot = paxos.promise.n
+                    self.world.log(f"g{group[0]}.{group[1]} leader {name} ballot {ballot}")
                 incarnation, before = self.seen.get((name, group), (0, 0))
                 if incarnation == node.incarnation and paxos.decided_idx < before:
                     self._violation(f"integrity: {name} g{group} decided went back")
