@@ -1,9 +1,9 @@
 """The node image, built without a registry: a Debian base from Debian packages, then our code.
 
-Two layers with different lifetimes. The base (`kvbase:RELEASE`, recipe in docker/base.sh)
+Two layers with different lifetimes. The base (`kvbase:RELEASE`, recipe in kvctl/recipe/base.sh)
 takes half a minute to bootstrap with mmdebstrap, so it is imported once and reused while it
 exists; a base that is already present, or that `KVCTL_BASE_IMAGE` names and the engine can
-pull, is used instead. The node image (`kvctl-node:DIGEST`, recipe in docker/Dockerfile) only
+pull, is used instead. The node image (`kvctl-node:DIGEST`, recipe in kvctl/recipe/Dockerfile) only
 adds the `kvctl` package, and is tagged by a digest of everything that goes into it, so that
 a change to the code (or the base) makes `kvctl up` rebuild it, and nothing else does.
 """
@@ -36,7 +36,7 @@ from kvctl.control.backend import BackendError
 
 BASE_REPOSITORY = "kvbase"
 NODE_REPOSITORY = "kvctl-node"
-KIND_LABEL = "kvctl.image"  # "base" or "node" (set in docker/Dockerfile): images kvctl made
+KIND_LABEL = "kvctl.image"  # "base" or "node" (set in recipe/Dockerfile): images kvctl made
 SOURCE_LABEL = "kvctl.source"  # the checkout a node image was built from
 DEFAULT_RELEASE = "bookworm"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -105,13 +105,10 @@ class BuildProgress:
 
 
 def recipe_dir() -> Path:
-    """docker/ beside the package: the image recipe ships with a source checkout."""
-    path = Path(kvctl.__file__).resolve().parent.parent / "docker"
+    """kvctl/recipe/: package data, so that `pip install .` can build the image too."""
+    path = Path(kvctl.__file__).resolve().parent / "recipe"
     if not (path / "Dockerfile").is_file():
-        raise ImageError(
-            f"the image recipe is not at {path}: build the node image from a source checkout "
-            "of kvctl (pip install -e .)"
-        )
+        raise ImageError(f"the image recipe is missing from {path}: reinstall kvctl")
     return path
 
 
@@ -165,7 +162,7 @@ def _pulled(client: DockerClient, reference: str, progress: BuildProgress) -> bo
 
 
 def bootstrap_base(client: DockerClient, progress: BuildProgress) -> str:
-    """Run docker/base.sh (mmdebstrap) into a temporary tar and import it as kvbase:RELEASE.
+    """Run recipe/base.sh (mmdebstrap) into a temporary tar and import it as kvbase:RELEASE.
 
     The tar goes to a file rather than a pipe so that a half-finished bootstrap can never be
     imported as an image.
@@ -237,9 +234,15 @@ def digest(files: list[tuple[str, Path]], base_id: str, source: str = "") -> str
     and the checkout it is built from."""
     sha = hashlib.sha256(f"{base_id}\0{source}".encode())
     for name, path in files:
-        sha.update(f"\0{name}\0{path.stat().st_mode & 0o111:o}\0".encode())
+        sha.update(f"\0{name}\0{_mode(name, path):o}\0".encode())
         sha.update(path.read_bytes())
     return sha.hexdigest()
+
+
+def _mode(name: str, path: Path) -> int:
+    """A file's mode in the build context: bin/ is executable whatever the installed copy
+    says (a wheel need not keep x bits); anything else keeps its own."""
+    return 0o755 if name.startswith("bin/") else path.stat().st_mode & 0o777
 
 
 def build_context(files: list[tuple[str, Path]]) -> io.BytesIO:
@@ -248,6 +251,7 @@ def build_context(files: list[tuple[str, Path]]) -> io.BytesIO:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, path in files:
             info = tar.gettarinfo(str(path), arcname=name)
+            info.mode = _mode(name, path)
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
             with path.open("rb") as handle:

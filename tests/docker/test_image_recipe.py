@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from kvctl.control.image import (
     BuildProgress,
     ImageError,
     bootstrap_base,
+    build_context,
     debian_release,
     digest,
     recipe_dir,
@@ -84,9 +86,7 @@ DEB822 = (
     ],
     ids=["one-line", "deb822"],
 )
-def test_mirror_from_apt_sources(
-    tmp_path: Path, path: str, text: str, expected: list[str]
-) -> None:
+def test_mirror_from_apt_sources(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
     """Enabled binary `main` sources only, first URI per suite; options and comments ignored."""
     write(tmp_path / path, text)
     result = mirrors(tmp_path)
@@ -114,7 +114,8 @@ def test_release_follows_the_machine(tmp_path: Path) -> None:
 def test_digest_changes_with_content_mode_and_base(tmp_path: Path) -> None:
     script = tmp_path / "tool"
     script.write_text("echo 1\n")
-    files = [("bin/tool", script)]
+    script.chmod(0o644)
+    files = [("lib/tool", script)]
     first = digest(files, "sha256:base1")
     assert digest(files, "sha256:base1") == first
     assert digest(files, "sha256:base2") != first
@@ -129,3 +130,11 @@ def test_missing_mmdebstrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ImageError, match="apt-get install mmdebstrap"):
         bootstrap_base(None, BuildProgress(quiet=True))  # type: ignore[arg-type]
+
+
+def test_scripts_are_executable_in_the_context_whatever_the_installed_mode(tmp_path: Path) -> None:
+    script = tmp_path / "kvctl-node"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)  # as a wheel may install it
+    with tarfile.open(fileobj=build_context([("bin/kvctl-node", script)])) as tar:
+        assert tar.getmember("bin/kvctl-node").mode == 0o755

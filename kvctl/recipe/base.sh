@@ -5,7 +5,7 @@
 # we can count on. kvctl imports the tarball once as `kvbase:RELEASE` and reuses it while it
 # exists (see kvctl/control/image.py); this script is also usable by hand:
 #
-#   bash docker/base.sh bookworm /tmp/rootfs.tar && docker import /tmp/rootfs.tar kvbase:bookworm
+#   bash kvctl/recipe/base.sh bookworm /tmp/rootfs.tar && docker import /tmp/rootfs.tar kvbase:bookworm
 #
 # The node itself needs python3 with msgpack and click (taken from Debian, so nothing is
 # fetched from PyPI inside the image); iptables, iproute2 (tc) and procps serve the nemesis;
