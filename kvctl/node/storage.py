@@ -63,11 +63,6 @@ class Storage:
         Safe to call from another thread while the event loop writes."""
         os.fdatasync(self._file.fileno())
 
-    def append(self, records: list[tuple[Any, PersistOp]]) -> None:
-        """Write and sync, for callers with nothing better to do meanwhile."""
-        self.write(records)
-        self.sync()
-
     def rewrite(self, states: dict[int, DurableState]) -> None:
         """Replace the log by the current state of every group, atomically."""
         tmp = self.dir / (WAL_NAME + ".tmp")

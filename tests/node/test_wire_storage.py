@@ -84,8 +84,9 @@ def test_a_malformed_peer_message_is_a_frame_error():
 
 def test_the_log_replays_and_cuts_a_torn_tail(tmp_path):
     storage = Storage(tmp_path)
-    storage.append([(0, ("promise", B)), (0, ("log", 0, [("w", "k", 1, None, 1, 1)]))])
-    storage.append([(1, ("accepted", B)), (0, ("decided", 1))])
+    storage.write([(0, ("promise", B)), (0, ("log", 0, [("w", "k", 1, None, 1, 1)]))])
+    storage.write([(1, ("accepted", B)), (0, ("decided", 1))])
+    storage.sync()
     storage.close()
     with open(tmp_path / "wal.log", "ab") as wal:
         wal.write(b"\x00\x00\x00\x40torn")
@@ -99,12 +100,12 @@ def test_the_log_replays_and_cuts_a_torn_tail(tmp_path):
 def test_rewrite_keeps_the_state_and_drops_history(tmp_path):
     storage = Storage(tmp_path)
     for i in range(50):
-        storage.append([(0, ("log", i, [("w", "k", i, None, 1, i)]))])
+        storage.write([(0, ("log", i, [("w", "k", i, None, 1, i)]))])
     state = DurableState(
         B, B, 50, Snapshot(40, "snap"), [("w", "k", i, None, 1, i) for i in range(40, 50)]
     )
     storage.rewrite({0: state})
-    storage.append([(0, ("decided", 50))])
+    storage.write([(0, ("decided", 50))])
     storage.close()
     again = Storage(tmp_path).load()[0]
     assert again.snapshot == Snapshot(40, "snap")
