@@ -3,8 +3,11 @@
 Every operation ends in one of three ways, the three a linearizability checker needs:
 a result (it happened), `Failed` (it definitely did not happen: no node proposed it) or
 `Indeterminate` (it may or may not have happened: a timeout, a lost connection or a leader
-change after it was sent). Before giving up, an operation is retried, with the same
-(client id, seq), on the leader the nodes point to; the servers apply it at most once.
+change after it was sent). The outcome follows from the error codes of `kvctl.node.errors`,
+never from their text. Before giving up, an operation is retried while its error is
+retryable, with the same (client id, seq), on the leader the nodes point to; the servers apply
+it at most once. Once an attempt may have been sent, only an ok settles the outcome: a later
+definite refusal does not undo an earlier attempt, so the outcome is then indeterminate.
 
 One `Client` shares one connection per node among any number of concurrent operations;
 each operation borrows a session (client id, next seq) that has nothing else outstanding.
@@ -18,6 +21,8 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from kvctl.node import errors
+from kvctl.node.errors import ErrorCode
 from kvctl.node.placement import Placement
 from kvctl.node.wire import CLIENT_FRAME_LIMIT, FrameDecoder, FrameError, frame
 
@@ -25,7 +30,11 @@ T = TypeVar("T")
 
 
 class ClientError(Exception):
-    """Base of the outcomes that are not results."""
+    """Base of the outcomes that are not results; `code` is the store's last error, if any."""
+
+    def __init__(self, message: str, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Failed(ClientError):
@@ -172,24 +181,23 @@ class Client:
         deadline = loop.time() + self.timeout
         maybe_sent = False
         last_error = "no node reachable"
+        last_code: ErrorCode | None = None  # of the last answer, if the last attempt had one
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                if maybe_sent:
-                    raise Indeterminate(last_error)
-                raise Failed(last_error)
+                raise (Indeterminate if maybe_sent else Failed)(last_error, last_code)
             if group is None:
                 try:
                     group = await self._group_of(key)
                 except Failed as exc:  # no node answers yet: keep trying until the deadline
-                    last_error = str(exc)
+                    last_error, last_code = str(exc), None
                     await asyncio.sleep(min(0.1, remaining))
                     continue
             node = self._pick(group)
             try:
                 conn = await self._connection(node)
             except (OSError, TimeoutError) as exc:
-                last_error = f"{node}: {_describe(exc)}"
+                last_error, last_code = f"{node}: {_describe(exc)}", None
                 if self._leaders.get(group) == node:
                     del self._leaders[group]
                 await asyncio.sleep(min(0.05, remaining))
@@ -201,7 +209,7 @@ class Client:
                 )
             except (TimeoutError, ConnectionError) as exc:
                 maybe_sent = True
-                last_error = f"{node}: {_describe(exc)}"
+                last_error, last_code = f"{node}: {_describe(exc)}", None
                 self._leaders.pop(group, None)
                 continue
             _, status, value, leader = response
@@ -209,11 +217,11 @@ class Client:
                 self._leaders[group] = leader
             if status == "ok":
                 return value
-            if status == "unknown":
-                maybe_sent = True
-            elif not str(value).startswith("unavailable"):
-                raise Failed(str(value))  # a request no node will ever accept
-            last_error = f"{node}: {value}"
+            error, text = _error_of(value)
+            maybe_sent = maybe_sent or not error.definite
+            if not error.retryable:
+                raise (Indeterminate if maybe_sent else Failed)(text, error)
+            last_error, last_code = f"{node}: {text}", error
             if not leader:
                 self._leaders.pop(group, None)
             await asyncio.sleep(min(0.02, max(0.0, deadline - loop.time())))
@@ -260,6 +268,14 @@ class Client:
         )
         self._conns[name] = conn
         return conn
+
+
+def _error_of(value: Any) -> tuple[ErrorCode, str]:
+    """A node's error value is (code, text); anything else is an unknown, indefinite error."""
+    if isinstance(value, tuple | list) and len(value) == 2:
+        code, text = value
+        return errors.lookup(code), str(text)
+    return errors.UNKNOWN_CODE, f"unreadable error {value!r}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,8 +11,10 @@ the leader's name so that clients can go straight there next time.
 
 Outcomes: "ok" (applied, with its result), "fail" (it did not and will not happen: nobody
 proposed it) and "unknown" (it was proposed but this node can no longer tell: the leader
-stepped down or the request waited too long). Retrying an unknown request with the same
-(client id, seq) is safe: the state machine applies it at most once.
+stepped down or the request waited too long). A fail or unknown carries (code, text) as its
+value: the code is one of `errors.py`, and the status is the code's `definite` flag, so a
+client decides from the code. Retrying an unknown request with the same (client id, seq) is
+safe: the state machine applies it at most once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvctl.node import errors
 from kvctl.node.durable import DurableState, PersistOp
+from kvctl.node.errors import ErrorCode
 from kvctl.node.messages import (
     STOPSIGN,
     ClientForward,
@@ -45,8 +49,15 @@ MAX_HOPS = 2
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
 
 # A client request: (req_id, op, key, a, b, client_id, seq); op "topology" takes no key.
-# A result: (status, value, leader); a response: (req_id, status, value, leader).
+# A result: (status, value, leader); a response: (req_id, status, value, leader). For a
+# status other than OK, value is (error code, text): see `error`.
 Result = tuple[str, Any, str | None]
+Refusal = tuple[ErrorCode, str]  # why a request cannot be served
+
+
+def error(code: ErrorCode, text: str, leader: str | None = None) -> Result:
+    """The result for an error: "fail" if it is definite (nobody proposed it), else "unknown"."""
+    return (FAIL if code.definite else UNKNOWN, (code.code, text), leader)
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,8 @@ class NodeCore:
     def client_request(self, conn: int, request: tuple[Any, ...]) -> None:
         req_id = request[0] if request else None
         if not isinstance(req_id, int):
-            self._ready.responses.append((conn, (None, FAIL, "malformed request", None)))
+            status, value, leader = error(errors.MALFORMED_REQUEST, "malformed request")
+            self._ready.responses.append((conn, (None, status, value, leader)))
             return
         self._route(ClientSink(conn, req_id), request, hops=0)
 
@@ -323,9 +335,9 @@ class NodeCore:
     # -- routing ----------------------------------------------------------------------------
 
     def _route(self, sink: Sink, request: tuple[Any, ...], hops: int) -> None:
-        error = _validate(request, self.placement.groups)
-        if error is not None:
-            self._deliver(sink, (FAIL, error, None))
+        refusal = _validate(request, self.placement.groups)
+        if refusal is not None:
+            self._deliver(sink, error(*refusal))
             return
         op = request[1]
         if op == "topology":
@@ -342,7 +354,8 @@ class NodeCore:
                 self._wait(group, client_id, seq, sink)
                 return
             if op == RECONFIGURE and replica.accepting and replica.sealed:
-                self._deliver(sink, (FAIL, f"group {group} is already being reconfigured", None))
+                text = f"group {group} is already being reconfigured"
+                self._deliver(sink, error(errors.RECONFIGURATION_IN_PROGRESS, text))
                 return
             entry = (
                 (STOPSIGN, key, a, b, client_id, seq)
@@ -354,7 +367,8 @@ class NodeCore:
                 return
         target = self._leader_of(group)
         if target is None or target == self.name or hops >= MAX_HOPS:
-            self._deliver(sink, (FAIL, f"unavailable: group {group} has no leader here", target))
+            text = f"unavailable: group {group} has no leader here"
+            self._deliver(sink, error(errors.TEMPORARILY_UNAVAILABLE, text, target))
             return
         self._next_forward += 1
         self._forwards[self._next_forward] = (sink, self._now, group)
@@ -388,17 +402,17 @@ class NodeCore:
         """We stopped leading: what we proposed may or may not be chosen, so say unknown."""
         for key in [k for k in self._waiters if k[0] == instance]:
             for sink, _ in self._waiters.pop(key):
-                self._deliver(sink, (UNKNOWN, "leader changed", None), ready)
+                self._deliver(sink, error(errors.LEADER_CHANGED, "leader changed"), ready)
 
     def _expire_requests(self) -> None:
         deadline = self._now - self.request_timeout_ticks
         for key in [k for k, w in self._waiters.items() if w[0][1] < deadline]:
             for sink, _ in self._waiters.pop(key):
-                self._deliver(sink, (UNKNOWN, "timed out waiting for a decision", None))
+                self._deliver(sink, error(errors.TIMEOUT, "timed out waiting for a decision"))
         for fid in [f for f, (_, t, _) in self._forwards.items() if t < deadline]:
             sink, _, group = self._forwards.pop(fid)
             self.leader_cache.pop(group, None)
-            self._deliver(sink, (UNKNOWN, "timed out waiting for the leader", None))
+            self._deliver(sink, error(errors.TIMEOUT, "timed out waiting for the leader"))
 
     def topology(self) -> dict[str, Any]:
         """What clients and `kvctl status` need: nodes, groups, configurations, leaders."""
@@ -418,42 +432,45 @@ class NodeCore:
         }
 
 
-def _validate(request: tuple[Any, ...], groups: int) -> str | None:
+def _validate(request: tuple[Any, ...], groups: int) -> Refusal | None:
     """Why a request cannot be served, or None. Client bytes never crash a node."""
     if len(request) >= 2 and request[1] == "topology":
         return None
+    malformed = errors.MALFORMED_REQUEST
     if len(request) != 7:
-        return "malformed request: expected (id, op, key, a, b, client, seq)"
+        return malformed, "malformed request: expected (id, op, key, a, b, client, seq)"
     _, op, key, a, b, client_id, seq = request
     if op == RECONFIGURE:
         return _validate_reconfigure(key, a, b, groups)
     if op not in OPS:
-        return f"unknown operation {op!r}: expected one of r, w, c"
+        return errors.NOT_SUPPORTED, f"unknown operation {op!r}: expected one of r, w, c"
     if not isinstance(key, str | bytes | int) or isinstance(key, bool):
-        return "a key must be a string, bytes or an integer"
+        return malformed, "a key must be a string, bytes or an integer"
     if isinstance(key, str | bytes) and len(key) > MAX_KEY_BYTES:
-        return f"key too large: {len(key)} bytes, limit {MAX_KEY_BYTES}"
+        return errors.TOO_LARGE, f"key too large: {len(key)} bytes, limit {MAX_KEY_BYTES}"
     for value in (a, b):
         if isinstance(value, str | bytes) and len(value) > MAX_VALUE_BYTES:
-            return f"value too large: {len(value)} bytes, limit {MAX_VALUE_BYTES}"
+            text = f"value too large: {len(value)} bytes, limit {MAX_VALUE_BYTES}"
+            return errors.TOO_LARGE, text
         if not isinstance(value, str | bytes | int | float | None):
-            return "a value must be a string, bytes, a number or null"
+            return malformed, "a value must be a string, bytes, a number or null"
     if not isinstance(client_id, int) or not isinstance(seq, int):
-        return "client id and seq must be integers"
+        return malformed, "client id and seq must be integers"
     return None
 
 
-def _validate_reconfigure(group: Any, members: Any, addresses: Any, groups: int) -> str | None:
+def _validate_reconfigure(group: Any, members: Any, addresses: Any, groups: int) -> Refusal | None:
+    malformed = errors.MALFORMED_REQUEST
     if not isinstance(group, int) or not 0 <= group < groups:
-        return f"no group {group!r}: groups are 0..{groups - 1}"
+        return malformed, f"no group {group!r}: groups are 0..{groups - 1}"
     if not members or not all(isinstance(m, str) for m in members):
-        return "a configuration needs a list of member names"
+        return malformed, "a configuration needs a list of member names"
     if len(set(members)) != len(members):
-        return "members must be distinct"
+        return malformed, "members must be distinct"
     try:
         named = {name for name, address in addresses if isinstance(address, str)}
     except (TypeError, ValueError):
-        return "addresses must be (name, host:port) pairs"
+        return malformed, "addresses must be (name, host:port) pairs"
     if not set(members) <= named:
-        return "every member needs an address"
+        return malformed, "every member needs an address"
     return None

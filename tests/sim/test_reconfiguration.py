@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kvctl.node.errors import RECONFIGURATION_IN_PROGRESS
 from kvctl.sim.world import World
 
 ADMIN = 1
@@ -67,4 +68,4 @@ def test_a_second_reconfiguration_waits_for_the_first():
     core.client_request(ADMIN, (1, "reconfigure", 0, members, pairs, ADMIN, 1))
     core.client_request(ADMIN, (2, "reconfigure", 0, members, pairs, ADMIN, 2))
     responses = core.take_ready().responses
-    assert responses and "already being reconfigured" in responses[0][1][2]
+    assert responses and responses[0][1][2][0] == RECONFIGURATION_IN_PROGRESS.code
