@@ -6,8 +6,10 @@ clock and the disk lives here. Inputs: `client_request`, `peer_message`, `tick`.
 
 Routing: a request for key k goes to k's group. If this node leads the group, it proposes the
 command and answers when the command is applied here. Otherwise it forwards the request to
-the node it believes leads (at most two hops) and relays the answer. Every response carries
-the leader's name so that clients can go straight there next time.
+the node it believes leads and relays the answer. A forward carries its hop count: a request
+passes through at most two hops and never goes back to the node it came from, so two nodes
+whose hints point at each other refuse it ("unavailable", definite) instead of bouncing it.
+Every response carries the leader's name so that clients can go straight there next time.
 
 Outcomes: "ok" (applied, with its result), "fail" (it did not and will not happen: nobody
 proposed it) and "unknown" (it was proposed but this node can no longer tell: the leader
@@ -89,7 +91,11 @@ class NodeReady:
     messages: list[tuple[str, Any, Any]] = field(default_factory=list)  # (dst, instance, msg)
     responses: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)  # (conn, resp)
     new_peers: dict[str, str] = field(default_factory=dict)  # learned name -> host:port
-    written: dict[Instance, int] = field(default_factory=dict)  # for persisted(), after fsync
+    written: dict[Instance, int] = field(default_factory=dict)  # tokens: persisted(), after fsync
+    # For monitors (the simulator): what each replica installed and applied, in order.
+    installed: list[tuple[Instance, Snapshot]] = field(default_factory=list)
+    applied: list[tuple[Instance, int, Any]] = field(default_factory=list)  # (inst, idx, entry)
+    compacted: list[tuple[Instance, Snapshot]] = field(default_factory=list)
 
 
 class NodeCore:
@@ -150,7 +156,7 @@ class NodeCore:
     def peer_message(self, src: str, group: Any, msg: Any) -> None:
         if group == NODE_LEVEL:
             if isinstance(msg, ClientForward):
-                self._route(PeerSink(src, msg.forward_id), msg.request, hops=1)
+                self._route(PeerSink(src, msg.forward_id), msg.request, hops=msg.hops)
             elif isinstance(msg, ClientForwardReply):
                 pending = self._forwards.pop(msg.forward_id, None)
                 if pending is not None:
@@ -177,11 +183,23 @@ class NodeCore:
 
     def persisted(self, written: dict[Instance, int]) -> None:
         """The fsync covering a ready batch returned (its `written`)."""
-        for instance, length in written.items():
+        for instance, token in written.items():
             replica = self.replicas.get(instance)
             if replica is not None:
-                replica.paxos.persisted(length)
+                replica.persisted(token)
                 self._dirty[instance] = None
+
+    def durable_state(self) -> dict[Instance, DurableState]:
+        """Everything this node keeps on disk, complete: what a log rewrite writes. Every
+        configuration's members, and the configurations still awaiting their start state."""
+        states = {}
+        for instance, replica in self.replicas.items():
+            state = replica.durable_state()
+            state.members = replica.members
+            states[instance] = state
+        for instance, config in self._awaiting.items():
+            states[instance] = DurableState(members=config.members)
+        return states
 
     def tick(self) -> None:
         self._now += 1
@@ -208,8 +226,13 @@ class NodeCore:
             out = replica.take_ready()
             ready.persist.extend((instance, op) for op in out.persist)
             ready.messages.extend((dst, instance, msg) for dst, msg in out.messages)
-            if out.written_len is not None:
-                ready.written[instance] = out.written_len
+            if out.token is not None:
+                ready.written[instance] = out.token
+            if out.installed is not None:
+                ready.installed.append((instance, out.installed))
+            ready.applied.extend((instance, idx, entry) for idx, entry in out.applied)
+            if out.compacted is not None:
+                ready.compacted.append((instance, out.compacted))
             leader = replica.leader_hint()
             for client_id, seq, value in out.results:
                 for sink, _ in self._waiters.pop((instance, client_id, seq), ()):
@@ -301,8 +324,8 @@ class NodeCore:
         """Any decided state of that configuration will do: its start, or a later one."""
         current = self.replicas.get((msg.group, msg.config_id))
         previous = self.replicas.get((msg.group, msg.config_id - 1))
-        if current is not None and current.paxos.snapshot is not None:
-            snapshot = current.paxos.snapshot
+        if current is not None and current.snapshot is not None:
+            snapshot = current.snapshot
         elif previous is not None and previous.stopped is not None:
             snapshot = previous.stopped.snapshot
         else:
@@ -366,13 +389,14 @@ class NodeCore:
                 self._wait(group, client_id, seq, sink)
                 return
         target = self._leader_of(group)
-        if target is None or target == self.name or hops >= MAX_HOPS:
+        came_from = sink.node if isinstance(sink, PeerSink) else None
+        if target is None or target in (self.name, came_from) or hops >= MAX_HOPS:
             text = f"unavailable: group {group} has no leader here"
             self._deliver(sink, error(errors.TEMPORARILY_UNAVAILABLE, text, target))
             return
         self._next_forward += 1
         self._forwards[self._next_forward] = (sink, self._now, group)
-        forward = ClientForward(self._next_forward, tuple(request))
+        forward = ClientForward(self._next_forward, tuple(request), hops + 1)
         self._ready.messages.append((target, NODE_LEVEL, forward))
 
     def _wait(self, group: int, client_id: int, seq: int, sink: Sink) -> None:

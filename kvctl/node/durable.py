@@ -1,9 +1,11 @@
 """What one replica keeps on disk, and how a batch of writes changes it.
 
-Paxos expresses its writes as `PersistOp` tuples; the server turns them into WAL records and
-fsyncs them before it sends the messages that depend on them, the simulator keeps them in a
-simulated disk. Both rebuild a replica after a crash with `DurableState.apply`, so recovery
-is one piece of code whatever holds the bytes.
+Paxos expresses its writes as `PersistOp` tuples; `NodeCore` adds the membership of each
+configuration; the server writes each ready batch as one WAL record and fsyncs it before it
+sends the messages that depend on it; the simulator keeps the same records as bytes. Both
+rebuild a node after a crash with `DurableState.apply`, so recovery is one piece of code
+whatever holds the bytes. `apply` checks every index it is given: a record that does not fit
+the state before it is corruption, never something to paper over.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from typing import Any
 from kvctl.node.ballot import ZERO, Ballot
 from kvctl.node.messages import Entry, Snapshot
 
+# One Paxos instance: (replication group, configuration id).
+Instance = tuple[int, int]
+
 # ("promise", Ballot) | ("accepted", Ballot) | ("snapshot", Snapshot)
 # | ("log", from_idx, entries) | ("decided", idx) | ("config", members)
 PersistOp = tuple[Any, ...]
+
+
+class CorruptState(Exception):
+    """A persist op that cannot follow the state it is applied to."""
 
 
 def needs_fsync(op: PersistOp) -> bool:
@@ -38,6 +47,10 @@ class DurableState:
     def log_start(self) -> int:
         return self.snapshot.index if self.snapshot else 0
 
+    @property
+    def log_len(self) -> int:
+        return self.log_start + len(self.entries)
+
     def apply(self, op: PersistOp) -> None:
         kind = op[0]
         if kind == "promise":
@@ -49,13 +62,35 @@ class DurableState:
         elif kind == "config":
             self.members = tuple(op[1])
         elif kind == "snapshot":
-            snap: Snapshot = op[1]
-            keep_from = snap.index - self.log_start
-            self.entries = self.entries[keep_from:] if keep_from <= len(self.entries) else []
-            self.snapshot = snap
+            self._install(op[1])
         elif kind == "log":
-            start = op[1] - self.log_start
-            del self.entries[start:]
-            self.entries.extend(op[2])
+            self._write_log(op[1], op[2])
         else:
-            raise ValueError(f"unknown persist op {kind!r}")
+            raise CorruptState(f"unknown persist op {kind!r}")
+
+    def _install(self, snap: Snapshot) -> None:
+        if snap.index < self.log_start:
+            raise CorruptState(f"snapshot at {snap.index} is older than ours at {self.log_start}")
+        keep_from = snap.index - self.log_start
+        self.entries = self.entries[keep_from:] if keep_from <= len(self.entries) else []
+        self.snapshot = snap
+
+    def _write_log(self, start: int, entries: Any) -> None:
+        if not self.log_start <= start <= self.log_len:
+            raise CorruptState(
+                f"log write at {start} outside the log [{self.log_start}, {self.log_len}]"
+            )
+        del self.entries[start - self.log_start :]
+        self.entries.extend(entries)
+
+
+def ops_of(state: DurableState) -> list[PersistOp]:
+    """The ops that rebuild `state` from nothing: what a log rewrite writes."""
+    ops: list[PersistOp] = [("promise", state.promise), ("accepted", state.n_accepted)]
+    if state.members is not None:
+        ops.append(("config", state.members))
+    if state.snapshot is not None:
+        ops.append(("snapshot", state.snapshot))
+    ops.append(("log", state.log_start, state.entries))
+    ops.append(("decided", state.decided_idx))
+    return ops

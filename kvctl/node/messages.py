@@ -135,10 +135,12 @@ class PrepareReq:
 
 @dataclass(frozen=True, slots=True)
 class ClientForward:
-    """A client request received by a node that does not lead the key's group."""
+    """A client request received by a node that does not lead the key's group; `hops` is
+    how many nodes it passed through, which bounds forwarding (at most two hops)."""
 
     forward_id: int
     request: tuple[Any, ...]
+    hops: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ compacted into `snapshot`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -70,14 +70,31 @@ class _Progress:
 
 @dataclass
 class Ready:
-    """Do these in order: persist (fsync), send, install the snapshot, apply the decided."""
+    """Do these in order: persist (fsync), send, install the snapshot, apply the decided.
+
+    `token` names the batch when it has something to persist: once the host's fsync covering
+    it returns, the host calls `persisted(token)`. Until then the leader counts neither its own
+    promise nor its own acceptance toward a majority (etcd counts its self-vote the same way),
+    so the core is safe whether or not the host blocks while it fsyncs.
+    """
 
     persist: list[PersistOp] = field(default_factory=list)
     messages: list[tuple[str, PaxosMessage]] = field(default_factory=list)
     install: Snapshot | None = None
     decided: list[Entry] = field(default_factory=list)
+    decided_from: int = 0  # the log index of decided[0]
     reads: list[Any] = field(default_factory=list)  # tokens to serve now, after `decided`
-    written_len: int | None = None  # log length once `persist` is on disk: give to persisted()
+    token: int | None = None
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What a persisted batch makes durable: the log up to `log_len`, and these ballots."""
+
+    token: int
+    log_len: int
+    promise: Ballot
+    n_accepted: Ballot
 
 
 class SequencePaxos:
@@ -120,9 +137,13 @@ class SequencePaxos:
         self._confirms: dict[int, set[str]] = {}
         self._ticks = 0
         self._applied_idx = self.log_start
-        self._durable_len = self.log_len  # what a leader may count as its own acceptance
+        # What is known to be on disk; a leader counts itself toward a majority only from here.
+        self._durable = _Batch(0, self.log_len, self.promise, self.n_accepted)
+        self._unpersisted: list[_Batch] = []
+        self._own_promise_counted = False
         # Outputs not yet taken.
         self._outbox: list[tuple[str, PaxosMessage]] = []
+        self._next_token = 0
         self._dirty_promise = False
         self._dirty_accepted = False
         self._dirty_decided = False
@@ -143,9 +164,6 @@ class SequencePaxos:
     def accepting(self) -> bool:
         """True when proposals are appended now (a leader in its accept phase)."""
         return self.is_leader and self.phase is Phase.ACCEPT
-
-    def entry(self, idx: int) -> Entry:
-        return self.log[idx - self.log_start]
 
     def durable_state(self) -> DurableState:
         """What is on disk once the last ready batch was persisted."""
@@ -194,8 +212,9 @@ class SequencePaxos:
         self._promises = {}
         self._followers = {}
         self._sessions = {}
+        self._own_promise_counted = False
         self._send_prepare(self.peers)
-        self._on_promise(self.pid, self._own_promise())
+        self._count_own_promise()  # once the promise is on disk
         return True
 
     def follow(self, leader: str) -> None:
@@ -214,10 +233,14 @@ class SequencePaxos:
         elif self.phase is Phase.RECOVER:
             self._ask_for_resync(self.peers)
 
-    def persisted(self, written_len: int) -> None:
-        """The host's fsync of a ready batch returned: the log up to there is durable.
-        A leader counts itself toward a majority only up to this point."""
-        self._durable_len = written_len
+    def persisted(self, token: int) -> None:
+        """The host's fsync covering the ready batch `token` (and all before it) returned."""
+        done = [b for b in self._unpersisted if b.token <= token]
+        if not done:
+            return
+        self._unpersisted = self._unpersisted[len(done) :]
+        self._durable = done[-1]
+        self._count_own_promise()
 
     def compact(self, snapshot: Snapshot) -> None:
         """Replace the applied prefix [0, snapshot.index) by `snapshot`."""
@@ -267,9 +290,23 @@ class SequencePaxos:
             self._advance_decided()
             self._stream_to_followers()
             self._start_read_round()
-        ready = Ready(messages=self._outbox)
+        ready = Ready(messages=self._outbox, persist=self._take_persist())
         self._outbox = []
-        persist = ready.persist
+        if ready.persist:
+            self._next_token += 1
+            ready.token = self._next_token
+            self._unpersisted.append(
+                _Batch(ready.token, self.log_len, self.promise, self.n_accepted)
+            )
+        if self._reply_accepted and self.leader_hint is not None:
+            # The ballot the entries were accepted in, which the leader checks (OmniPaxos).
+            ready.messages.append((self.leader_hint, Accepted(self.n_accepted, self.log_len)))
+        self._reply_accepted = False
+        self._take_applicable(ready)
+        return ready
+
+    def _take_persist(self) -> list[PersistOp]:
+        persist: list[PersistOp] = []
         if self._dirty_promise:
             persist.append(("promise", self.promise))
         if self._dirty_accepted:
@@ -279,19 +316,20 @@ class SequencePaxos:
         if self._dirty_log_from is not None:
             start = max(self._dirty_log_from, self.log_start)
             persist.append(("log", start, self.log[start - self.log_start :]))
-            ready.written_len = self.log_len
         if self._dirty_decided:
             persist.append(("decided", self.decided_idx))
         self._dirty_promise = self._dirty_accepted = self._dirty_decided = False
         self._dirty_log_from = None
         self._new_snapshot = None
-        if self._reply_accepted and self.leader_hint is not None:
-            ready.messages.append((self.leader_hint, Accepted(self.promise, self.log_len)))
-        self._reply_accepted = False
+        return persist
+
+    def _take_applicable(self, ready: Ready) -> None:
+        """The snapshot to install, the decided entries to apply, the reads to serve."""
         if self._install is not None:
             ready.install = self._install
             self._applied_idx = self._install.index
             self._install = None
+        ready.decided_from = self._applied_idx
         if self.decided_idx > self._applied_idx:
             start = self._applied_idx - self.log_start
             ready.decided = self.log[start : self.decided_idx - self.log_start]
@@ -300,7 +338,6 @@ class SequencePaxos:
             ready.reads = [t for t, idx, r in self._reads if self._servable(idx, r)]
             if ready.reads:
                 self._reads = [x for x in self._reads if not self._servable(x[1], x[2])]
-        return ready
 
     # -- read index -------------------------------------------------------------------------
 
@@ -334,8 +371,18 @@ class SequencePaxos:
 
     # -- leader -----------------------------------------------------------------------------
 
-    def _own_promise(self) -> Promise:
-        return Promise(self.promise, self.n_accepted, self.decided_idx, self.log_len, 0, (), None)
+    def _count_own_promise(self) -> None:
+        """A leader's own promise counts once it is on disk, claiming only the durable log."""
+        if (
+            not self.is_leader
+            or self._own_promise_counted
+            or self._durable.promise != self.promise
+        ):
+            return
+        self._own_promise_counted = True
+        accepted_idx = min(self._durable.log_len, self.log_len)
+        own = Promise(self.promise, self.n_accepted, self.decided_idx, accepted_idx, 0, (), None)
+        self._on_promise(self.pid, own)
 
     def _send_prepare(self, targets: list[str]) -> None:
         prepare = Prepare(self.promise, self.decided_idx, self.n_accepted, self.log_len)
@@ -354,7 +401,8 @@ class SequencePaxos:
     def _adopt_and_sync(self) -> None:
         best = max(self._promises.values(), key=lambda p: (p.n_accepted, p.accepted_idx))
         if (best.n_accepted, best.accepted_idx) > (self.n_accepted, self.log_len):
-            self._replace_suffix(best.suffix_start, best.suffix, best.snapshot)
+            same = best.n_accepted == self.n_accepted
+            self._adopt_suffix(best.suffix_start, best.suffix, best.snapshot, extends_ours=same)
         self._adopted = (best.n_accepted, best.accepted_idx)
         self.n_accepted = self.promise
         self._dirty_accepted = True
@@ -402,7 +450,9 @@ class SequencePaxos:
             progress.acked_idx = msg.accepted_idx
 
     def _advance_decided(self) -> None:
-        own = min(self._durable_len, self.log_len)
+        # Our own acceptance counts only once it is on disk, in this ballot.
+        durable = self._durable
+        own = min(durable.log_len, self.log_len) if durable.n_accepted == self.promise else 0
         acked = sorted([own] + [p.acked_idx for p in self._followers.values()])
         if len(acked) >= self.quorum:
             chosen = acked[-self.quorum]
@@ -486,14 +536,17 @@ class SequencePaxos:
         if not self._same_ballot(src, msg.ballot) or self.is_leader:
             return
         ballot, session, _ = self._stream
-        if (msg.ballot, msg.session) <= (ballot, session):
-            return  # an older sync, overtaken by one we already applied
+        if self.phase is not Phase.PREPARE or (msg.ballot, msg.session) <= (ballot, session):
+            # Only right after promising (OmniPaxos: Follower, Prepare); never an older sync,
+            # which a delayed or duplicated message could otherwise replay (B8, B15).
+            return
         start = msg.snapshot.index if msg.snapshot is not None else msg.sync_idx
         if start > self.log_len and msg.snapshot is None:
             self._ask_for_resync([src])
             return
-        self._replace_suffix(start, msg.suffix, msg.snapshot)
-        if self.n_accepted != msg.ballot:
+        extends_ours = self.n_accepted == msg.ballot
+        self._adopt_suffix(start, msg.suffix, msg.snapshot, extends_ours=extends_ours)
+        if not extends_ours:
             self.n_accepted = msg.ballot
             self._dirty_accepted = True
         self._stream = (msg.ballot, msg.session, 0)
@@ -506,14 +559,17 @@ class SequencePaxos:
         if not self._same_ballot(src, msg.ballot) or self.is_leader:
             return
         ballot, session, seq = self._stream
-        if (msg.ballot, msg.session) != (ballot, session):
-            if (msg.ballot, msg.session) > (ballot, session):
-                self._ask_for_resync([src])  # we missed its AcceptSync
+        if (msg.ballot, msg.session) < (ballot, session):
+            return  # from a session that a resync already replaced
+        if self.phase is not Phase.ACCEPT or (msg.ballot, msg.session) != (ballot, session):
+            self._ask_for_resync([src])  # out of the stream, or we missed its AcceptSync
             return
         if msg.seq <= seq:
             return  # a duplicate or an old message
         if msg.seq > seq + 1 or msg.start_idx != self.log_len:
-            self._stream = (ballot, -1, 0)  # ignore the rest of this session until resynced
+            # Out of the stream until the leader resyncs us; the session stays what it was,
+            # so no older sync of this ballot can pass for the resync.
+            self.phase = Phase.PREPARE
             self._ask_for_resync([src])
             return
         self._stream = (ballot, session, msg.seq)
@@ -557,30 +613,49 @@ class SequencePaxos:
             self._dirty_log_from = self.log_len
         self.log.extend(entries)
 
-    def _replace_suffix(
-        self, start: int, suffix: tuple[Entry, ...], snapshot: Snapshot | None
+    def _adopt_suffix(
+        self,
+        start: int,
+        suffix: tuple[Entry, ...],
+        snapshot: Snapshot | None,
+        *,
+        extends_ours: bool,
     ) -> None:
-        """Make our log [start:] equal `suffix`, installing `snapshot` if we lack [.., start)."""
-        if start > self.log_len:
-            if snapshot is None or snapshot.index != start:
-                raise ValueError(
-                    f"a suffix from {start} needs a snapshot (log ends at {self.log_len})"
-                )
-            self.log = []
-            self.log_start = start
-            self.snapshot = snapshot
-            self._new_snapshot = snapshot
-            self._install = snapshot
-            if start > self.decided_idx:
-                self._set_decided(start)
-        elif start < self.log_start:
+        """Make our log agree with another's: `suffix` from `start`, after `snapshot` if any.
+
+        `extends_ours`: both logs were accepted in one ballot, so both are prefixes of that
+        ballot's leader log; ours then only grows and nothing we acknowledged is cut (B15).
+        A snapshot past our decided index is installed whatever our log holds, since our
+        undecided entries below it may never have been chosen (B1; etcd and OmniPaxos do
+        the same)."""
+        covered = extends_ours and snapshot is not None and snapshot.index <= self.log_len
+        if snapshot is not None and snapshot.index > self.decided_idx and not covered:
+            self._install_snapshot(snapshot)
+        if extends_ours:
+            have = self.log_len - start
+            if 0 <= have < len(suffix):
+                self._append(suffix[have:])
+            return
+        if start < self.log_start:
             suffix = suffix[self.log_start - start :]  # we compacted those: they are decided
             start = self.log_start
-        del self.log[start - self.log_start :]
-        self._durable_len = min(self._durable_len, start)
+        self._truncate(start)
         self.log.extend(suffix)
+        if self.decided_idx > self.log_len:
+            raise AssertionError("a resync would drop decided entries")
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        self._truncate(self.log_start)
+        self.log_start = snapshot.index
+        self.snapshot = self._new_snapshot = self._install = snapshot
+        self._set_decided(snapshot.index)
+
+    def _truncate(self, start: int) -> None:
+        """Drop our log from `start`; the host rewrites it from there in the next batch."""
+        del self.log[start - self.log_start :]
         self._dirty_log_from = (
             start if self._dirty_log_from is None else min(self._dirty_log_from, start)
         )
-        if self.decided_idx > self.log_len:
-            raise AssertionError("a resync would drop decided entries")
+        if self._durable.log_len > start:
+            self._durable = replace(self._durable, log_len=start)
+        self._unpersisted = [replace(b, log_len=min(b.log_len, start)) for b in self._unpersisted]

@@ -50,7 +50,10 @@ class ReplicaReady:
     messages: list[tuple[str, Any]] = field(default_factory=list)
     results: list[tuple[int, int, Any]] = field(default_factory=list)  # (client, seq, result)
     stopped: StopSignApplied | None = None
-    written_len: int | None = None  # see Ready.written_len
+    token: int | None = None  # see Ready.token: give it to persisted() after the fsync
+    installed: Snapshot | None = None  # installed before `applied`
+    applied: list[tuple[int, Entry]] = field(default_factory=list)  # (log index, entry)
+    compacted: Snapshot | None = None  # made after `applied`
 
 
 class Replica:
@@ -65,6 +68,7 @@ class Replica:
     ) -> None:
         durable = durable or DurableState()
         self.pid = pid
+        self.members = tuple(members)
         self.timing = timing
         self.ble = BallotLeaderElection(
             pid,
@@ -104,6 +108,17 @@ class Replica:
         """A linearizable read by read index: answered in a later ready's results."""
         return self.accepting and self.paxos.read((client_id, seq, key))
 
+    def persisted(self, token: int) -> None:
+        self.paxos.persisted(token)
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The latest decided state this replica holds as a snapshot."""
+        return self.paxos.snapshot
+
+    def durable_state(self) -> DurableState:
+        return self.paxos.durable_state()
+
     @property
     def sealed(self) -> bool:
         """A StopSign is in the log (decided or not): this configuration takes no more."""
@@ -126,7 +141,11 @@ class Replica:
     def take_ready(self) -> ReplicaReady:
         ready = self.paxos.take_ready()
         out = ReplicaReady(
-            persist=ready.persist, messages=list(ready.messages), written_len=ready.written_len
+            persist=ready.persist,
+            messages=list(ready.messages),
+            token=ready.token,
+            installed=ready.install,
+            applied=list(enumerate(ready.decided, ready.decided_from)),
         )
         out.messages.extend(self.ble.outbox)
         self.ble.outbox = []
@@ -148,5 +167,6 @@ class Replica:
             and len(self.paxos.log) >= self.timing.compact_entries
         ):
             # Persisted with the next ready; until then the log on disk still holds it all.
-            self.paxos.compact(Snapshot(self.paxos.decided_idx, self.machine.export()))
+            out.compacted = Snapshot(self.paxos.decided_idx, self.machine.export())
+            self.paxos.compact(out.compacted)
         return out

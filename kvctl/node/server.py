@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from kvctl.node.core import NodeCore
-from kvctl.node.durable import DurableState, needs_fsync
+from kvctl.node.durable import Instance, PersistOp, needs_fsync
 from kvctl.node.messages import AFTER_FSYNC
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
-from kvctl.node.storage import Storage
+from kvctl.node.storage import CorruptLog, Storage
 from kvctl.node.wire import (
     CLIENT_FRAME_LIMIT,
     PEER_FRAME_LIMIT,
@@ -37,6 +37,8 @@ from kvctl.node.wire import (
 )
 
 log = logging.getLogger("kvctl.node")
+STORAGE_FAILED = 70  # exit status (EX_SOFTWARE's neighbour): a write or fsync failed
+CORRUPT_DATA = 74  # exit status (EX_IOERR): the data directory holds a corrupt log
 
 
 @dataclass(frozen=True)
@@ -142,11 +144,7 @@ class NodeServer:
             self._add_link(name, address)
         self._send([m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)])
         if ready.persist:
-            self.storage.write(ready.persist)
-            if any(needs_fsync(op) for _, op in ready.persist):
-                self._sync()
-            if self.storage.size > self.storage.rewrite_bytes:
-                self.storage.rewrite(self._durable_states())
+            self._persist(ready.persist)
         if ready.written:
             self.core.persisted(ready.written)
             self.schedule_flush()  # a leader may now count itself toward a majority
@@ -159,13 +157,20 @@ class NodeServer:
             if transport is not None and not transport.is_closing():
                 transport.write(frame(batch))
 
-    def _sync(self) -> None:
+    def _persist(self, records: list[tuple[Instance, PersistOp]]) -> None:
+        """Write the batch, fsync it if it promises anything, and rewrite the log when it has
+        grown. Any storage error stops the node: the core already counts the batch as taken,
+        and after a failed write or fsync the file's tail and the page cache cannot be
+        trusted, so vouching for anything more would be a lie."""
         try:
-            self.storage.sync()
+            self.storage.write(records)
+            if any(needs_fsync(op) for _, op in records):
+                self.storage.sync()
+            if self.storage.wants_rewrite:
+                self.storage.rewrite(self.core.durable_state())
         except OSError as exc:
-            # After a failed fsync the page cache may be lying: stop rather than vouch for it.
-            log.critical("fsync failed: %s; stopping", exc)
-            os._exit(70)
+            log.critical("storage failed: %s; stopping", exc)
+            os._exit(STORAGE_FAILED)
 
     def _add_link(self, name: str, address: str) -> None:
         """Our outbound connection to a peer, new or moved to another address."""
@@ -190,11 +195,6 @@ class NodeServer:
             link = self.links.get(dst)
             if link is not None:
                 link.send(frame(batch))
-
-    def _durable_states(self) -> dict[int, DurableState]:
-        return {
-            group: replica.paxos.durable_state() for group, replica in self.core.replicas.items()
-        }
 
     def new_client(self, transport: asyncio.Transport) -> int:
         self._next_conn += 1
@@ -340,4 +340,9 @@ def serve(config: NodeConfig) -> None:
         format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s",
         handlers=handlers,
     )
-    asyncio.run(NodeServer(config).run())
+    try:
+        server = NodeServer(config)
+    except CorruptLog as exc:
+        log.critical("refusing to start: %s", exc)
+        raise SystemExit(CORRUPT_DATA) from None
+    asyncio.run(server.run())

@@ -1,10 +1,18 @@
-"""The write-ahead log of one node: every group's persist ops, fsynced in batches.
+"""The write-ahead log of one node: every instance's persist ops, one record per ready batch.
 
-Records are [4-byte length][4-byte crc32][msgpack (group, op)]. One fsync covers a whole
-ready batch of every group (group commit). Recovery replays the records into one
-`DurableState` per group and cuts the file at the first torn or corrupt record: that tail
-was never fsynced, so nothing that depended on it was ever sent. When the file grows past a
-limit it is rewritten from the replicas' current state (snapshots keep that small).
+A record is [4-byte length][4-byte crc32][msgpack list of (instance, op)]: a whole ready
+batch, so recovery keeps all of a batch or none of it (a promise or accepted ballot never
+survives without the log it describes). One fsync covers every batch written before it
+(group commit).
+
+Recovery (`decode_log`) tells a torn tail from corruption. A last record that is incomplete
+(the file ends inside it) or a tail of zero bytes was being written when the node stopped: it
+was never fsynced, nothing that depended on it was sent, and it is cut. Anything else that
+does not check out, a bad checksum or a record followed by more data, is corruption of data
+that may have been acknowledged: the node refuses to start and names the file and offset,
+rather than serve from a silently shortened log.
+
+The simulator keeps its disks as bytes in this same format, so recovery is one piece of code.
 """
 
 from __future__ import annotations
@@ -12,63 +20,117 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from kvctl.node.durable import DurableState, PersistOp
+from kvctl.node.durable import CorruptState, DurableState, Instance, PersistOp, ops_of
 from kvctl.node.wire import pack, unpack
 
 log = logging.getLogger("kvctl.storage")
 WAL_NAME = "wal.log"
+_HEADER = 8
+MIN_REWRITE_BYTES = 64 << 20
+
+Record = tuple[Instance, PersistOp]
+
+
+class CorruptLog(Exception):
+    """The log holds damaged data that may have been acknowledged: do not start from it."""
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        super().__init__(
+            f"{path}: corrupt record at byte offset {offset}: {problem}. This node's data "
+            "cannot be trusted; start it with an empty data directory so that it rejoins "
+            "from the others (kvctl replace-node), or restore the file."
+        )
+        self.path, self.offset, self.problem = path, offset, problem
+
+
+def encode_batch(records: Iterable[Record]) -> bytes:
+    """One ready batch as one record."""
+    payload = pack([(list(instance), op) for instance, op in records])
+    return len(payload).to_bytes(4, "big") + zlib.crc32(payload).to_bytes(4, "big") + payload
+
+
+def decode_log(data: bytes, path: str = WAL_NAME) -> tuple[dict[Instance, DurableState], int]:
+    """Replay a log: the state of every instance, and the length of the intact part (where
+    a torn tail starts). Raises CorruptLog for damage that is not a torn tail."""
+    states: dict[Instance, DurableState] = {}
+    pos = 0
+    view = memoryview(data)
+    while pos < len(data):
+        if len(data) - pos < _HEADER:
+            break  # a header cut short: a torn tail
+        if not any(view[pos : pos + _HEADER]):
+            if any(view[pos:]):
+                raise CorruptLog(path, pos, "a zeroed record header followed by data")
+            break  # zeros the file system left past the last write: a torn tail
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        crc = int.from_bytes(data[pos + 4 : pos + 8], "big")
+        end = pos + _HEADER + size
+        if end > len(data):
+            break  # the last batch was being written: a torn tail
+        payload = data[pos + _HEADER : end]
+        if zlib.crc32(payload) != crc:
+            raise CorruptLog(path, pos, "checksum mismatch")
+        try:
+            for instance, op in unpack(payload):
+                states.setdefault(tuple(instance), DurableState()).apply(op)
+        except (CorruptState, ValueError, TypeError) as exc:
+            raise CorruptLog(path, pos, f"undecodable batch: {exc}") from exc
+        pos = end
+    return states, pos
 
 
 class Storage:
-    def __init__(self, data_dir: Path, rewrite_bytes: int = 64 << 20) -> None:
+    """The log file. Any failure to write it is fatal to the node (the caller stops it):
+    after a failed write the file's tail is unknown, and later batches must not follow it."""
+
+    def __init__(self, data_dir: Path, min_rewrite_bytes: int = MIN_REWRITE_BYTES) -> None:
         self.dir = data_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / WAL_NAME
-        self.rewrite_bytes = rewrite_bytes
+        self.min_rewrite_bytes = min_rewrite_bytes
         self._file = open(self.path, "ab")  # noqa: SIM115 - held open for the node's life
+        self._size_after_rewrite = self._file.tell()
 
-    def load(self) -> dict[int, DurableState]:
-        """Replay the log; cut off a torn tail."""
-        states: dict[int, DurableState] = {}
+    def load(self) -> dict[Instance, DurableState]:
+        """Replay the log; cut off a torn tail; CorruptLog for anything worse."""
         data = self.path.read_bytes()
-        pos = 0
-        while pos + 8 <= len(data):
-            size = int.from_bytes(data[pos : pos + 4], "big")
-            crc = int.from_bytes(data[pos + 4 : pos + 8], "big")
-            payload = data[pos + 8 : pos + 8 + size]
-            if len(payload) < size or zlib.crc32(payload) != crc:
-                break
-            group, op = unpack(payload)
-            states.setdefault(group, DurableState()).apply(op)
-            pos += 8 + size
-        if pos < len(data):
-            log.warning("cutting %d bytes of torn log tail at offset %d", len(data) - pos, pos)
-            self._file.truncate(pos)
+        states, intact = decode_log(data, str(self.path))
+        if intact < len(data):
+            cut = len(data) - intact
+            log.warning("cutting %d bytes of torn log tail at offset %d", cut, intact)
+            self._file.truncate(intact)
+            self._file.seek(intact)
+        self._size_after_rewrite = intact
         return states
 
     @property
     def size(self) -> int:
         return self._file.tell()
 
-    def write(self, records: list[tuple[Any, PersistOp]]) -> None:
-        """Hand records to the OS; they are durable once a later `sync` returns."""
-        self._file.write(b"".join(_record(group, op) for group, op in records))
+    def write(self, records: list[Record]) -> None:
+        """Hand one batch to the OS; it is durable once a later `sync` returns."""
+        self._file.write(encode_batch(records))
         self._file.flush()
 
     def sync(self) -> None:
-        """fdatasync: every record written before this call is on disk when it returns.
-        Safe to call from another thread while the event loop writes."""
+        """fdatasync: every batch written before this call is on disk when it returns."""
         os.fdatasync(self._file.fileno())
 
-    def rewrite(self, states: dict[int, DurableState]) -> None:
-        """Replace the log by the current state of every group, atomically."""
+    @property
+    def wants_rewrite(self) -> bool:
+        """Rewrite once the log doubles past its size after the last rewrite: the cost of
+        rewriting stays proportional to what was appended, however large the state is."""
+        return self.size > max(self.min_rewrite_bytes, 2 * self._size_after_rewrite)
+
+    def rewrite(self, states: dict[Instance, DurableState]) -> None:
+        """Replace the log by the complete current state of every instance, atomically."""
         tmp = self.dir / (WAL_NAME + ".tmp")
         with open(tmp, "wb") as out:
-            for group, state in states.items():
-                out.write(b"".join(_record(group, op) for op in _ops_of(state)))
+            for instance, state in states.items():
+                out.write(encode_batch((instance, op) for op in ops_of(state)))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
@@ -79,22 +141,7 @@ class Storage:
             os.close(dir_fd)
         self._file.close()
         self._file = open(self.path, "ab")  # noqa: SIM115
+        self._size_after_rewrite = self._file.tell()
 
     def close(self) -> None:
         self._file.close()
-
-
-def _ops_of(state: DurableState) -> list[PersistOp]:
-    ops: list[PersistOp] = [("promise", state.promise), ("accepted", state.n_accepted)]
-    if state.members is not None:
-        ops.append(("config", state.members))
-    if state.snapshot is not None:
-        ops.append(("snapshot", state.snapshot))
-    ops.append(("log", state.log_start, state.entries))
-    ops.append(("decided", state.decided_idx))
-    return ops
-
-
-def _record(group: int, op: Any) -> bytes:
-    payload = pack((group, op))
-    return len(payload).to_bytes(4, "big") + zlib.crc32(payload).to_bytes(4, "big") + payload

@@ -131,7 +131,7 @@ class Nemesis:
             up = [n for n in nodes if self.world.nodes[n].up]
             victim = rng.choice(up) if up else None
             if victim:
-                self.world.nodes[victim].crash()
+                self.world.nodes[victim].power_cut(torn=rng.random() < 0.5)
             detail = str(victim)
         elif action == "restart":
             down = [n for n in nodes if not self.world.nodes[n].up]

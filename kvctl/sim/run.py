@@ -17,6 +17,9 @@ from typing import Any
 
 from kvctl.checker import check
 from kvctl.history import History
+from kvctl.node.core import NodeReady
+from kvctl.node.durable import Instance
+from kvctl.node.messages import Snapshot
 from kvctl.sim.clients import SimClients
 from kvctl.sim.faults import Nemesis
 from kvctl.sim.world import World
@@ -43,40 +46,59 @@ class SimResult:
 
 
 class _SafetyMonitor:
-    """Watches every replica's decided prefix after every step of the world."""
+    """Watches every replica's stream of applied entries, installs and compactions, as each
+    ready batch is taken, so nothing escapes it by being compacted between two looks.
+
+    Agreement: no two replicas apply different entries at one index of one instance, and every
+    snapshot of an instance at one index holds the same state (installs are checked against
+    the compactions that produced them). Validity: every applied command was sent by a client.
+    Integrity: within one run of a process, a replica applies indices in order, each once."""
 
     def __init__(self, world: World, clients: SimClients) -> None:
         self.world = world
         self.clients = clients
-        self.chosen: dict[tuple[int, int], Any] = {}
-        self.seen: dict[tuple[str, int], tuple[int, int]] = {}  # -> (incarnation, decided)
+        self.chosen: dict[tuple[Instance, int], Any] = {}
+        self.snapshots: dict[tuple[Instance, int], Any] = {}
+        self.next_index: dict[tuple[str, int, Instance], int] = {}  # (node, run, inst) -> idx
         self.leading: set[tuple[Any, str, Any]] = set()  # (instance, node, ballot) seen lead
         self.violations: list[str] = []
+        world.on_ready = self.observe
+
+    def observe(self, name: str, incarnation: int, ready: NodeReady) -> None:
+        for instance, snapshot in ready.installed:
+            self._same_snapshot(name, instance, snapshot)
+            self.next_index[(name, incarnation, instance)] = snapshot.index
+        for instance, idx, entry in ready.applied:
+            expected = self.next_index.get((name, incarnation, instance))
+            if expected is not None and idx != expected:
+                self._violation(f"integrity: {name} {instance} applied {idx}, expected {expected}")
+            self.next_index[(name, incarnation, instance)] = idx + 1
+            self._agree(name, instance, idx, entry)
+        for instance, snapshot in ready.compacted:
+            self._same_snapshot(name, instance, snapshot)
 
     def check(self) -> None:
+        """Note new leaders in the trace."""
         for name, node in self.world.nodes.items():
             if node.core is None:
                 continue
-            for group, replica in node.core.replicas.items():
-                paxos = replica.paxos
-                if replica.accepting and (group, name, paxos.promise) not in self.leading:
-                    self.leading.add((group, name, paxos.promise))
-                    ballot = paxos.promise.n
-                    self.world.log(f"g{group[0]}.{group[1]} leader {name} ballot {ballot}")
-                incarnation, before = self.seen.get((name, group), (0, 0))
-                if incarnation == node.incarnation and paxos.decided_idx < before:
-                    self._violation(f"integrity: {name} g{group} decided went back")
-                start = before if incarnation == node.incarnation else 0
-                for idx in range(max(start, paxos.log_start), paxos.decided_idx):
-                    self._agree(name, group, idx, paxos.entry(idx))
-                self.seen[(name, group)] = (node.incarnation, paxos.decided_idx)
+            for instance, replica in node.core.replicas.items():
+                ballot = replica.paxos.promise
+                if replica.accepting and (instance, name, ballot) not in self.leading:
+                    self.leading.add((instance, name, ballot))
+                    self.world.log(f"g{instance[0]}.{instance[1]} leader {name} ballot {ballot.n}")
 
-    def _agree(self, name: str, group: int, idx: int, entry: Any) -> None:
-        first = self.chosen.setdefault((group, idx), entry)
+    def _agree(self, name: str, instance: Instance, idx: int, entry: Any) -> None:
+        first = self.chosen.setdefault((instance, idx), entry)
         if first != entry:
-            self._violation(f"agreement: {name} g{group}[{idx}] = {entry}, others {first}")
+            self._violation(f"agreement: {name} {instance}[{idx}] = {entry}, others {first}")
         if (entry[4], entry[5]) not in self.clients.proposed:
-            self._violation(f"validity: {name} g{group}[{idx}] = {entry} was never proposed")
+            self._violation(f"validity: {name} {instance}[{idx}] = {entry} was never proposed")
+
+    def _same_snapshot(self, name: str, instance: Instance, snapshot: Snapshot) -> None:
+        first = self.snapshots.setdefault((instance, snapshot.index), snapshot.state)
+        if first != snapshot.state:
+            self._violation(f"agreement: {name} {instance} snapshot at {snapshot.index} differs")
 
     def _violation(self, text: str) -> None:
         if text not in self.violations:

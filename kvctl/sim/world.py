@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvctl.node.core import NodeCore, NodeReady
-from kvctl.node.durable import DurableState, needs_fsync
+from kvctl.node.durable import needs_fsync
 from kvctl.node.messages import AFTER_FSYNC, ClientForward, ClientForwardReply
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
+from kvctl.node.storage import decode_log, encode_batch
 
 TICK_MS = 10
 
@@ -35,13 +36,18 @@ class NetworkConditions:
 
 
 class SimNode:
-    """One node: its core while it runs, and its disk, which survives crashes."""
+    """One node: its core while it runs, and its disk, which survives crashes.
+
+    The disk holds the node's write-ahead log as bytes in the real format (`storage.py`), and
+    a restart recovers through the real `decode_log`. `durable` is what an fsync made safe;
+    `cache` is what was written after it (the page cache): a process crash keeps it, a power
+    cut loses it, or keeps a prefix of it (a torn write)."""
 
     def __init__(self, world: World, name: str) -> None:
         self.world = world
         self.name = name
-        self.disk: list[tuple[int, Any]] = []  # durable (group, op) records
-        self.unsynced: list[tuple[int, Any]] = []  # written, waiting for the next fsync
+        self.durable = bytearray()
+        self.cache = bytearray()
         self.core: NodeCore | None = None
         self.incarnation = 0
         self.fsync_done_at = 0
@@ -52,9 +58,9 @@ class SimNode:
         return self.core is not None
 
     def start(self) -> None:
-        states: dict[int, DurableState] = {}
-        for group, op in self.disk:
-            states.setdefault(group, DurableState()).apply(op)
+        data = bytes(self.durable + self.cache)
+        states, intact = decode_log(data, f"{self.name}/wal.log")
+        self.durable, self.cache = bytearray(data[:intact]), bytearray()
         self.incarnation += 1
         self.core = NodeCore(
             self.name,
@@ -67,9 +73,17 @@ class SimNode:
         self.world.after(self.world.rng.randint(1, TICK_MS), self._tick, self.incarnation)
 
     def crash(self) -> None:
+        """The process dies: what it wrote stays in the page cache; replies not yet sent
+        (they wait for an fsync) are lost."""
         self.core = None
-        self.unsynced = []  # written but never fsynced: gone
         self.incarnation += 1
+
+    def power_cut(self, torn: bool = False) -> None:
+        """The machine loses power: unsynced bytes are gone, or a prefix of them survives."""
+        self.crash()
+        keep = self.world.rng.randint(0, len(self.cache)) if torn else 0
+        self.durable += self.cache[:keep]
+        self.cache = bytearray()
 
     def _tick(self, incarnation: int) -> None:
         if incarnation != self.incarnation or self.core is None:
@@ -79,30 +93,35 @@ class SimNode:
         self.world.after(TICK_MS, self._tick, incarnation)
 
     def flush(self) -> None:
-        """Take the core's ready batch. Messages that vouch for nothing leave now; the rest,
-        and the records, take effect when the simulated fsync completes."""
+        """Take the core's ready batch and write it at once. Messages that vouch for
+        nothing leave now; the rest leave when the simulated fsync completes."""
         if self.core is None:
             return
         ready = self.core.take_ready()
+        self.world.on_ready(self.name, self.incarnation, ready)
         later = []
         for dst, group, msg in ready.messages:
             if isinstance(msg, AFTER_FSYNC):
                 later.append((dst, group, msg))
             else:
                 self.world.send(self.name, dst, (group, msg))
+        if ready.persist:
+            self.cache += encode_batch(ready.persist)
         if not (ready.persist or later or ready.responses):
             return
+        sync = any(needs_fsync(op) for _, op in ready.persist)
         start = max(self.world.now, self.fsync_done_at)
-        self.fsync_done_at = start + (self.world.rng.randint(0, 2) if ready.persist else 0)
-        self.world.at(self.fsync_done_at, self._synced, self.incarnation, ready, later)
+        self.fsync_done_at = start + (self.world.rng.randint(0, 2) if sync else 0)
+        upto = len(self.durable) + len(self.cache) if sync else 0
+        self.world.at(self.fsync_done_at, self._synced, self.incarnation, ready, later, upto)
 
-    def _synced(self, incarnation: int, ready: NodeReady, later: list[Any]) -> None:
+    def _synced(self, incarnation: int, ready: NodeReady, later: list[Any], upto: int) -> None:
+        """The fsync returned: the log is durable up to byte `upto`."""
         if incarnation != self.incarnation:
-            return  # crashed before the fsync completed: writes and replies are lost
-        self.unsynced.extend(ready.persist)
-        if any(needs_fsync(op) for _, op in ready.persist):
-            self.disk.extend(self.unsynced)
-            self.unsynced = []
+            return  # crashed before the fsync completed: its replies are lost
+        moved = max(0, upto - len(self.durable))
+        self.durable += self.cache[:moved]
+        del self.cache[:moved]
         if self.core is not None and ready.written:
             self.core.persisted(ready.written)
             self.flush()
@@ -134,6 +153,8 @@ class World:
         self._events: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
         self.client_inbox: Callable[[str, int, tuple[Any, ...]], None] = lambda *_: None
+        # Every ready batch a node takes, as it is taken: what a safety monitor watches.
+        self.on_ready: Callable[[str, int, NodeReady], None] = lambda *_: None
         self.nodes_all = [*nodes, *spares]  # spares found no group; they may join one
         self.nodes = {name: SimNode(self, name) for name in self.nodes_all}
 

@@ -26,8 +26,8 @@ class PaxosNet:
         ready = self.nodes[name].take_ready()
         for op in ready.persist:
             self.disk[name].apply(op)
-        if ready.written_len is not None:
-            self.nodes[name].persisted(ready.written_len)
+        if ready.token is not None:
+            self.nodes[name].persisted(ready.token)
         if ready.install is not None:
             self.decided[name] = [("snapshot", ready.install.index)]
         self.decided[name].extend(ready.decided)

@@ -1,4 +1,4 @@
-"""Frames and the write-ahead log: round trips, limits, and bytes that are not ours."""
+"""Frames: round trips, limits, and bytes that are not ours."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kvctl.node.ballot import Ballot
-from kvctl.node.durable import DurableState
 from kvctl.node.messages import (
     AcceptDecide,
     Accepted,
@@ -22,7 +21,6 @@ from kvctl.node.messages import (
     Promise,
     Snapshot,
 )
-from kvctl.node.storage import Storage
 from kvctl.node.wire import (
     FrameDecoder,
     FrameError,
@@ -43,7 +41,7 @@ MESSAGES = [
     Accepted(B, 9),
     NotAccepted(B),
     PrepareReq(),
-    ClientForward(3, (1, "w", "k", "v", None, 2, 3)),
+    ClientForward(3, (1, "w", "k", "v", None, 2, 3), 1),
 ]
 
 
@@ -80,33 +78,3 @@ def test_a_malformed_peer_message_is_a_frame_error():
         decode_peer_message((0, 99, "x"))
     with pytest.raises(FrameError):
         decode_peer_message((0, 6))  # NotAccepted without its ballot
-
-
-def test_the_log_replays_and_cuts_a_torn_tail(tmp_path):
-    storage = Storage(tmp_path)
-    storage.write([(0, ("promise", B)), (0, ("log", 0, [("w", "k", 1, None, 1, 1)]))])
-    storage.write([(1, ("accepted", B)), (0, ("decided", 1))])
-    storage.sync()
-    storage.close()
-    with open(tmp_path / "wal.log", "ab") as wal:
-        wal.write(b"\x00\x00\x00\x40torn")
-    states = Storage(tmp_path).load()
-    assert states[0].promise == B and states[0].decided_idx == 1
-    assert states[0].entries == [("w", "k", 1, None, 1, 1)]
-    assert states[1].n_accepted == B
-    assert (tmp_path / "wal.log").stat().st_size < 200  # the torn record is gone
-
-
-def test_rewrite_keeps_the_state_and_drops_history(tmp_path):
-    storage = Storage(tmp_path)
-    for i in range(50):
-        storage.write([(0, ("log", i, [("w", "k", i, None, 1, i)]))])
-    state = DurableState(
-        B, B, 50, Snapshot(40, "snap"), [("w", "k", i, None, 1, i) for i in range(40, 50)]
-    )
-    storage.rewrite({0: state})
-    storage.write([(0, ("decided", 50))])
-    storage.close()
-    again = Storage(tmp_path).load()[0]
-    assert again.snapshot == Snapshot(40, "snap")
-    assert again.entries == state.entries and again.log_start == 40
