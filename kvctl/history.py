@@ -6,12 +6,34 @@ A history is a sequence of events, one JSON object a line::
      "key": "k1", "value": [4, 5]}
 
 `type` is invoke, ok, fail or info; `f` is read, write or cas; a cas value is `[old, new]`;
-`time` is in nanoseconds. `index` and `time` may be missing: then line order is real-time
-order. Events of process "nemesis" record faults; they are kept apart from client operations.
+`time` is in nanoseconds. Events of process "nemesis" record faults; they are kept apart from
+client operations. An invocation and the next completion of the same process form one `Op`.
 
-An invocation and the next completion of the same process form one `Op`. Real time is a
-total order of events (by time when every event has one, invocations first at equal times,
-so two operations that share a timestamp count as concurrent).
+How events are read, rule by rule. Input that breaks a rule is refused with a `HistoryError`
+naming the file, the line and the problem (`kvctl check` exits 3): a checker that guesses can
+call a history valid that is not.
+
+1. Values and keys compare by JSON identity: `true` is not `1`, `false` is not `0`, an object
+   is not a list of pairs, a list is not an object. JSON has one number type, so `1.0` is `1`.
+   NaN and infinities are not JSON numbers and are refused.
+2. `process` is a number or a string (never `true`, `null`, a list or an object), so that
+   `true` and `1` cannot name one process.
+3. `time` is a finite number, kept exactly: integers stay integers, floats stay floats (Python
+   compares the two exactly). `index` is an integer, each one used once.
+4. Either every client event has a time or none has; the same for `index`. When only some
+   have one, which order was meant is a guess, so it is refused.
+5. Real-time order: by time, then by index where given; by index alone when there is no time;
+   by line when there is neither. Where times and indexes are both given they must agree: an
+   event with a larger index never has an earlier time.
+6. Program order: each process's events are in the order of its lines, and their times (or
+   indexes) never go back from one line to the next. So a process that invokes an operation
+   before its previous one completed, or whose line order contradicts its times, is refused.
+   An operation invoked at the same instant as its predecessor on that process completed
+   still follows it.
+7. Ties without index: two events of different processes at the same time are concurrent
+   (an operation that completes at t and one invoked at t may take effect in either order).
+   When two processes each complete an operation and invoke their next at one instant, those
+   ties cannot all be concurrent while each process keeps its order: refused, give index.
 
 What the events mean (the linearizability checker relies on exactly this):
 
@@ -35,8 +57,10 @@ importer translates them.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -48,12 +72,64 @@ class HistoryError(ValueError):
     """Input that is not a history; the message names the source and the line."""
 
 
+class JsonBool:
+    """JSON's true or false: equal only to itself, never to 1 or 0 as Python's bool is."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsonBool) and other.value is self.value
+
+    def __hash__(self) -> int:
+        return hash((JsonBool, self.value))
+
+    def __repr__(self) -> str:
+        return "true" if self.value else "false"
+
+
+class JsonObject:
+    """A JSON object, frozen: equal to objects with the same members, never to a list."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, members: Iterable[tuple[str, Hashable]]) -> None:
+        self.members = frozenset(members)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsonObject) and other.members == self.members
+
+    def __hash__(self) -> int:
+        return hash((JsonObject, self.members))
+
+    def __repr__(self) -> str:
+        members = sorted(self.members, key=lambda m: str(m[0]))
+        return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in members) + "}"
+
+
+TRUE, FALSE = JsonBool(True), JsonBool(False)
+
+
 def freeze(value: Any) -> Hashable:
-    """JSON lists become tuples, so that values can be compared, hashed and memoized."""
+    """A JSON value in a form that compares by JSON identity (module rule 1) and can be hashed
+    and memoized: lists become tuples, objects `JsonObject`, booleans `JsonBool`.
+
+    Raises ValueError for NaN and infinities, which JSON does not have."""
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return value
+    if kind is bool:
+        return TRUE if value else FALSE
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a JSON number")
+        return value
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)
     if isinstance(value, dict):
-        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+        return JsonObject((k, freeze(v)) for k, v in value.items())
     return value
 
 
@@ -61,6 +137,10 @@ def thaw(value: Any) -> Any:
     """The JSON form of a frozen value."""
     if isinstance(value, tuple):
         return [thaw(v) for v in value]
+    if isinstance(value, JsonBool):
+        return value.value
+    if isinstance(value, JsonObject):
+        return {k: thaw(v) for k, v in sorted(value.members, key=lambda m: str(m[0]))}
     return value
 
 
@@ -72,7 +152,7 @@ class Event(NamedTuple):
     f: str
     key: Hashable = None
     value: Any = None
-    time: int | None = None
+    time: int | float | None = None
     index: int | None = None
     line: int = 0
 
@@ -135,10 +215,11 @@ class History:
 
     def __post_init__(self) -> None:
         clients = [e for e in self.events if e.process != NEMESIS]
-        rank = _ranks(clients)
+        ranked = _real_time(clients, self.source)
+        rank = {id(e): r for r, e in enumerate(ranked)}
         object.__setattr__(self, "faults", tuple(e for e in self.events if e.process == NEMESIS))
         object.__setattr__(self, "ops", tuple(_pair(clients, rank, self.source)))
-        object.__setattr__(self, "ranked", tuple(sorted(clients, key=lambda e: rank[id(e)])))
+        object.__setattr__(self, "ranked", tuple(ranked))
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]], source: str = "<events>") -> History:
@@ -158,9 +239,11 @@ class History:
             if not raw.strip():
                 continue
             try:
-                d = json.loads(raw)
+                d = json.loads(raw, parse_constant=_not_a_number)
             except json.JSONDecodeError as err:
                 raise HistoryError(f"{_where(source, n)}: not JSON: {err.msg}") from None
+            except ValueError as err:
+                raise HistoryError(f"{_where(source, n)}: not JSON: {err}") from None
             events.append(_event(d, n, source))
         return cls(tuple(events), source)
 
@@ -170,10 +253,30 @@ class History:
             for e in self.events:
                 out.write(json.dumps(e.to_dict()) + "\n")
 
-    def time_at(self, rank: int) -> int | None:
-        """Nanoseconds from the first event to the event of a rank; None without a clock."""
+    def time_at(self, rank: int) -> int | float | None:
+        """Time from the first event to the event of a rank; None without a clock."""
         first, t = self.ranked[0].time, self.ranked[rank].time
         return None if first is None or t is None else t - first
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def number(v: Any, name: str, where: str, integer: bool = False) -> int | float | None:
+    """A time or index as given (module rule 3): None if absent, else a finite number, kept
+    exactly; with `integer`, a whole one."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise HistoryError(f"{where}: {name} must be a number, not {v!r}")
+    if not math.isfinite(v):
+        raise HistoryError(f"{where}: {name} must be a finite number, not {v}")
+    if integer:
+        if v != int(v):
+            raise HistoryError(f"{where}: {name} must be an integer, not {v!r}")
+        return int(v)
+    return v
 
 
 def _event(d: Any, line: int, source: str) -> Event:
@@ -187,34 +290,158 @@ def _event(d: Any, line: int, source: str) -> Event:
         raise HistoryError(f"{where}: type must be one of {', '.join(TYPES)}, not {d['type']!r}")
     if not isinstance(d["f"], str):
         raise HistoryError(f"{where}: f must be a string, not {d['f']!r}")
-    numbers = {}
-    for name in ("time", "index"):
-        v = d.get(name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-            raise HistoryError(f"{where}: {name} must be a number, not {v!r}")
-        numbers[name] = None if v is None else int(v)
-    process = freeze(d["process"])
+    process = d["process"]
+    if isinstance(process, bool) or not isinstance(process, str | int | float):
+        shown = json.dumps(process) if _jsonable(process) else repr(process)
+        raise HistoryError(f"{where}: process must be a number or a string, not {shown}")
+    try:
+        key, value = freeze(d.get("key")), freeze(d.get("value"))
+        freeze(process)
+    except ValueError as err:
+        raise HistoryError(f"{where}: {err}") from None
     return Event(
         process,
         d["type"],
         d["f"],
-        freeze(d.get("key")),
-        freeze(d.get("value")),
-        numbers["time"],
-        numbers["index"],
+        key,
+        value,
+        number(d.get("time"), "time", where),
+        number(d.get("index"), "index", where, integer=True),  # type: ignore[arg-type]
         line,
     )
 
 
-def _ranks(events: list[Event]) -> dict[int, int]:
-    """Real-time order: by time if every event has one, else by index, else as recorded."""
-    if events and all(e.time is not None for e in events):
-        order = sorted(events, key=lambda e: (e.time, e.type != "invoke"))
-    elif events and all(e.index is not None for e in events):
-        order = sorted(events, key=lambda e: e.index)
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _real_time(events: list[Event], source: str) -> list[Event]:
+    """The events in real-time order (module rules 4 to 7)."""
+    clock = _all_or_none(events, "time", source)
+    indexed = _all_or_none(events, "index", source)
+    if indexed:
+        order = _by_index(events, clock, source)
+    elif clock:
+        order = _by_time(events, source)
     else:
         order = events
-    return {id(e): r for r, e in enumerate(order)}
+    _check_program_order(events, order, source)
+    return order
+
+
+def _all_or_none(events: list[Event], name: str, source: str) -> bool:
+    """Whether every event has the field; refused when only some have it."""
+    having = [e for e in events if getattr(e, name) is not None]
+    if not having or len(having) == len(events):
+        return bool(having)
+    lacking = next(e for e in events if getattr(e, name) is None)
+    return _refuse(
+        source,
+        lacking.line,
+        f"this event has no {name}, but line {having[0].line} has one: give every event a "
+        f"{name}, or none (then line order is real-time order)",
+    )
+
+
+def _refuse(source: str, line: int, problem: str) -> Any:
+    raise HistoryError(f"{_where(source, line)}: {problem}")
+
+
+def _by_index(events: list[Event], clock: bool, source: str) -> list[Event]:
+    """Index order; with a clock, it must agree with time order."""
+    order = sorted(events, key=lambda e: e.index)  # type: ignore[arg-type,return-value]
+    for a, b in pairwise(order):
+        if a.index == b.index:
+            _refuse(source, b.line, f"index {b.index} is also the index of line {a.line}")
+        if clock and b.time < a.time:  # type: ignore[operator]
+            _refuse(
+                source,
+                b.line,
+                f"index {b.index} comes after index {a.index} (line {a.line}), but its time "
+                f"{b.time} is earlier than {a.time}",
+            )
+    return order
+
+
+def _by_time(events: list[Event], source: str) -> list[Event]:
+    """Time order, ties resolved as module rule 7 says."""
+    order = sorted(events, key=lambda e: e.time)  # type: ignore[arg-type,return-value]
+    resolved: list[Event] = []
+    start = 0
+    for end in range(1, len(order) + 1):
+        if end == len(order) or order[end].time != order[start].time:
+            tie = order[start:end]
+            resolved.extend(tie if len(tie) == 1 else _untie(tie, source))
+            start = end
+    return resolved
+
+
+def _untie(tie: list[Event], source: str) -> list[Event]:
+    """Events that share one time: other processes' invocations first and their completions
+    last, so they overlap; in between, the one process that completes an operation and
+    invokes its next one at this instant, in its own order."""
+    mine: dict[Hashable, list[Event]] = {}
+    for e in tie:  # line order: sorted() is stable
+        mine.setdefault(e.process, []).append(e)
+    chained = [p for p, es in mine.items() if _completes_then_invokes(es)]
+    if len(chained) > 1:
+        a, b = (mine[p] for p in chained[:2])
+        _refuse(
+            source,
+            b[-1].line,
+            f"processes {chained[0]} (lines {a[0].line}-{a[-1].line}) and {chained[1]} (lines "
+            f"{b[0].line}-{b[-1].line}) each complete an operation and invoke the next at "
+            f"time {tie[0].time}; which completion came first matters and cannot be told: "
+            f"give every event an index, or finer times",
+        )
+    middle = mine[chained[0]] if chained else []
+    rest = [e for e in tie if not chained or e.process != chained[0]]
+    return (
+        [e for e in rest if e.type == "invoke"]
+        + middle
+        + [e for e in rest if e.type != "invoke"]
+    )
+
+
+def _completes_then_invokes(events: list[Event]) -> bool:
+    completed = False
+    for e in events:
+        if e.type != "invoke":
+            completed = True
+        elif completed:
+            return True
+    return False
+
+
+def _check_program_order(events: list[Event], order: list[Event], source: str) -> None:
+    """Each process's events must be in real-time order in the order they were recorded."""
+    recorded = {id(e): n for n, e in enumerate(events)}
+    last: dict[Hashable, Event] = {}
+    for e in order:
+        before = last.get(e.process)
+        if before is not None and recorded[id(before)] > recorded[id(e)]:
+            _refuse(source, before.line, _out_of_order(e, before))
+        last[e.process] = e
+
+
+def _out_of_order(earlier: Event, later: Event) -> str:
+    """What is wrong when `later`, recorded after `earlier` by the same process, comes first
+    in time."""
+    clock = "time" if earlier.time is not None else "index"
+    at_earlier, at_later = getattr(earlier, clock), getattr(later, clock)
+    if later.type == "invoke" and earlier.type != "invoke":
+        return (
+            f"process {later.process} invokes {later.f} at {clock} {at_later}, before its "
+            f"previous {earlier.f} (line {earlier.line}) completed at {clock} {at_earlier}"
+        )
+    return (
+        f"process {later.process}'s {later.type} {later.f} comes after line {earlier.line} "
+        f"in the file, but its {clock} {at_later} is earlier than that line's {at_earlier}"
+    )
 
 
 def _pair(events: list[Event], rank: dict[int, int], source: str) -> list[Op]:
@@ -242,8 +469,6 @@ def _pair(events: list[Event], rank: dict[int, int], source: str) -> list[Op]:
                 f"{where}: process {e.process} completes {e.f} but invoked {inv.f} "
                 f"at line {inv.line}"
             )
-        if rank[id(e)] < rank[id(inv)]:
-            raise HistoryError(f"{where}: completes before its invocation at line {inv.line}")
         pairs[slot[e.process]] = (inv, e)
     ops = []
     for n, (inv, done) in enumerate(pairs):

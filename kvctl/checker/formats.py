@@ -7,20 +7,25 @@
 - `porcupine-kv`: one EDN map a line, `{:process 0, :type :ok, :f :append, :key "3", :value
   "x 0 1 y"}`, with get / put / append (Porcupine's kv tests).
 - `knossos-edn`: one EDN collection of op maps (or one map a line, as Jepsen's history.edn),
-  read with Knossos's own semantics: a failed operation did not happen (a failed cas too), and
-  an ok read of nil matches any value, so it becomes a read with unknown result.
+  read with Knossos's own semantics: a failed operation did not happen (a failed cas too), an
+  ok read of nil matches any value, so it becomes a read with unknown result, and real-time
+  order is history order (`:index`, else position). `:time` is left out: Jepsen's workers
+  stamp it on their own, and it can disagree with history order (knossos/mutex/bad/etcd.edn).
+
+Values compare by JSON identity in every format (`kvctl.history`, rule 1): EDN's true is not 1,
+and a map is not a list of pairs.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kvctl.checker.edn import EdnError, Keyword, Map, read_all, read_one
 from kvctl.checker.model import brief
-from kvctl.history import NEMESIS, TYPES, Event, History, HistoryError
+from kvctl.history import NEMESIS, TYPES, Event, History, HistoryError, JsonObject, freeze, number
 
 FORMATS = ("jsonl", "jepsen-log", "porcupine-kv", "knossos-edn")
 _LOG_LINE = re.compile(
@@ -141,8 +146,8 @@ def read_knossos_edn(text: str, source: str) -> History:
         if n in failed:
             continue
         if e.type == "ok" and e.f == "read" and e.value is None:
-            e = Event(e.process, "info", e.f, e.key, None, e.time, e.index, e.line)
-        kept.append(e)
+            e = e._replace(type="info")
+        kept.append(e._replace(time=None))
     return History(tuple(kept), source)
 
 
@@ -175,33 +180,29 @@ def _map_event(m: Map, source: str) -> Event:
         process,
         str(kind),
         str(f),
-        _plain(m.get("key")),
-        _plain(m.get("value")),
-        _number(m, "time", where),
-        _number(m, "index", where),
+        _plain(m.get("key"), where),
+        _plain(m.get("value"), where),
+        number(m.get("time"), ":time", where),
+        number(m.get("index"), ":index", where, integer=True),  # type: ignore[arg-type]
         m.line,
     )
 
 
-def _number(m: Mapping[str, Any], name: str, where: str) -> int | None:
-    v = m.get(name)
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-        raise HistoryError(f"{where}: :{name} must be a number, not {v!r}")
-    return None if v is None else int(v)
-
-
-def _plain(value: Any) -> Any:
-    """Keywords become plain strings inside values (`[:read :x 1]` -> ("read", "x", 1)), and
-    maps tuples of pairs, so that values can be compared and hashed."""
+def _plain(value: Any, where: str) -> Any:
+    """Keywords become plain strings inside values (`[:read :x 1]` -> ("read", "x", 1)); maps,
+    booleans and numbers compare as in JSON (rule 1 of `kvctl.history`)."""
     if isinstance(value, Keyword):
         return str(value)
     if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
+        return tuple(_plain(v, where) for v in value)
     if isinstance(value, dict):
-        return tuple((_plain(k), _plain(v)) for k, v in value.items())
+        return JsonObject((_plain(k, where), _plain(v, where)) for k, v in value.items())
     if isinstance(value, frozenset):
-        return frozenset(_plain(v) for v in value)
-    return value
+        return frozenset(_plain(v, where) for v in value)
+    try:
+        return freeze(value)
+    except ValueError as err:
+        raise HistoryError(f"{where}: {err}") from None
 
 
 _READERS: dict[str, Callable[[str, str], History]] = {

@@ -16,6 +16,7 @@ from kvctl.checker.model import show
 from kvctl.history import HistoryError, freeze
 
 _VERDICT = {True: "valid", False: "INVALID", "unknown": "unknown"}
+INPUT_ERROR = "input error"
 
 
 @click.command()
@@ -51,17 +52,18 @@ def check(
     """Check that each history FILE is linearizable (a file, or a test directory holding
     history.jsonl).
 
-    Exit status: 0 if every file is valid, 1 if any is invalid, 2 if none is invalid but
-    some could not be decided (budget exhausted, or input that cannot be read).
+    Exit status: 0 if every file is valid, 1 if any is invalid; else 3 if some file is not a
+    history that can be checked (unreadable, malformed, ambiguous or inconsistent: the message
+    names the file and the line), 2 if some could not be decided within the budget.
     """
     start_value = _initial(initial)
-    verdicts = set()
+    verdicts: set[bool | str] = set()
     for path in files:
         started = time.monotonic()
         try:
             result = check_history(load(path, fmt), budget=budget, initial=start_value, full=full)
         except HistoryError as err:
-            verdicts.add("unknown")
+            verdicts.add(INPUT_ERROR)
             click.echo(f"kvctl check: {err}", err=True)
             if as_json:
                 click.echo(json.dumps({"file": str(path), "valid": "unknown", "error": str(err)}))
@@ -76,7 +78,17 @@ def check(
             )
         else:
             _print(path, result, seconds)
-    sys.exit(1 if False in verdicts else 2 if "unknown" in verdicts else 0)
+    sys.exit(_exit_status(verdicts))
+
+
+def _exit_status(verdicts: set[bool | str]) -> int:
+    """An invalid history is the finding that matters most; a file that could not be read
+    must not pass for undecided, and never for invalid (1)."""
+    if False in verdicts:
+        return 1
+    if INPUT_ERROR in verdicts:
+        return 3
+    return 2 if "unknown" in verdicts else 0
 
 
 def _initial(text: str | None) -> Any:
@@ -87,6 +99,8 @@ def _initial(text: str | None) -> Any:
         return freeze(json.loads(text))
     except json.JSONDecodeError:
         return text
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--initial") from None
 
 
 def _print(path: Path, result: Any, seconds: float) -> None:

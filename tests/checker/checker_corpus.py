@@ -31,7 +31,7 @@ def timed(*ops: tuple[Any, ...], key: Any = "k") -> History:
     `value` is what was sent (a cas [old, new]); `result` what an ok read returned.
     """
     events = []
-    for n, (process, f, value, start, end, kind, *result) in enumerate(ops):
+    for process, f, value, start, end, kind, *result in ops:
         events.append(
             {
                 "process": process,
@@ -40,7 +40,6 @@ def timed(*ops: tuple[Any, ...], key: Any = "k") -> History:
                 "key": key,
                 "value": value,
                 "time": int(start * 1e9),
-                "index": 2 * n,
             }
         )
         if end is not None:
@@ -53,7 +52,6 @@ def timed(*ops: tuple[Any, ...], key: Any = "k") -> History:
                     "key": key,
                     "value": done,
                     "time": int(end * 1e9),
-                    "index": 2 * n + 1,
                 }
             )
     return History.from_events(events)

@@ -82,14 +82,14 @@ def test_json_lines(tmp_path: Path) -> None:
 def test_malformed_input_is_one_line_on_stderr(tmp_path: Path) -> None:
     path = _file(tmp_path, "h.jsonl", [GOOD[0], '{"process": 0, "type": "invoke", "f": 3}'])
     code, out, err = _run(path)
-    assert code == 2 and out == ""
+    assert code == 3 and out == ""
     assert err == f"kvctl check: {path}:2: f must be a string, not 3\n"
 
 
 def test_unknown_operation_names_the_line(tmp_path: Path) -> None:
     path = _file(tmp_path, "h.jsonl", ['{"process": 0, "type": "invoke", "f": "incr"}'])
     code, _, err = _run(path)
-    assert code == 2 and f"{path}:1: unknown operation 'incr'" in err
+    assert code == 3 and f"{path}:1: unknown operation 'incr'" in err
 
 
 def test_directory_and_initial_value(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_format_option(tmp_path: Path) -> None:
     )
     assert _run("--format", "jepsen-log", path)[0] == 0
     code, _, err = _run("--format", "knossos-edn", path)
-    assert code == 2
+    assert code == 3
     assert err == f'kvctl check: {path}:1: expected an operation map, found "INFO"\n'
 
 

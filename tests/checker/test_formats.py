@@ -8,7 +8,7 @@ import pytest
 
 from kvctl.checker import check, load
 from kvctl.checker.formats import detect
-from kvctl.history import HistoryError
+from kvctl.history import HistoryError, JsonObject
 
 LOG = """\
 INFO  jepsen.core - a line that is not an operation
@@ -83,7 +83,7 @@ def test_knossos_semantics(tmp_path: Path) -> None:
         ("txn", "info"),
     ]
     assert h.ops[2].value == (("read", "x", None),)
-    assert h.faults[0].value == (("n1", frozenset({"n2"})),)
+    assert h.faults[0].value == JsonObject([("n1", frozenset({"n2"}))])
 
 
 def test_knossos_multi_register_initial_value(corpus: Path) -> None:

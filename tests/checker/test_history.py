@@ -77,10 +77,10 @@ def test_index_orders_events_without_time() -> None:
 def test_line_order_without_time_or_index() -> None:
     h = History.from_events(
         [
-            {"process": 1, "type": "invoke", "f": "read", "index": 2},
+            {"process": 1, "type": "invoke", "f": "read"},
             {"process": 0, "type": "invoke", "f": "write", "value": 1},
-            {"process": 0, "type": "ok", "f": "write", "value": 1, "index": 1},
-            {"process": 1, "type": "ok", "f": "read", "value": 1, "index": 3},
+            {"process": 0, "type": "ok", "f": "write", "value": 1},
+            {"process": 1, "type": "ok", "f": "read", "value": 1},
         ]
     )
     read, write = h.ops
@@ -154,7 +154,7 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
                 '{"process": 0, "type": "invoke", "f": "read", "time": 9}',
                 '{"process": 0, "type": "ok", "f": "read", "time": 3}',
             ],
-            ":2: completes before its",
+            ":2: process 0's ok read comes after line 1 in the file, but its time 3 is earlier",
         ),
     ],
 )
