@@ -112,7 +112,7 @@ class _Run:
     say: Callable[[str], None]
     show: Callable[[Status], None]
     rng: random.Random  # the workload's
-    fault_rng: random.Random  # the nemesis's
+    seed: int  # the faults draw from generators of their own, derived from it
     phase: str = "starting"
     deadline: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -137,9 +137,6 @@ def run_test(
     except (nemesis.NemesisError, store.StoreError) as exc:
         raise Refused(str(exc)) from exc
     seed = options.seed if options.seed is not None else secrets.randbits(32)
-    # Two generators, so that the faults a seed draws do not depend on how many operations
-    # ran before them: the same seed gives the same fault schedule.
-    rng = random.Random(seed)
 
     def new() -> ClusterSpec:
         count = options.nodes or 5
@@ -162,7 +159,7 @@ def run_test(
     except BackendError as exc:
         raise Refused(str(exc)) from exc
     backend = get_backend(spec.backend)
-    ctx = nemesis.Context(spec, backend, rng)
+    ctx = nemesis.Context(spec, backend, seed)
     try:  # the faults' actions record into the run made below; none acts before it exists
         nem = nemesis.build(selection, ctx, lambda f, v: _fault_event(run, f, v))
     except nemesis.NemesisError as exc:
@@ -174,7 +171,7 @@ def run_test(
     run_dir = store.create(options.name, options.store)
     history = store.HistoryWriter(run_dir.file(store.HISTORY))
     run = _Run(options, spec, backend, created, run_dir, history, say, show,
-               random.Random(seed ^ 0x9E3779B9), rng)
+               random.Random(f"{seed}/workload"), seed)
     run.notes.extend(nem.notes)
     for note in nem.notes:
         say(note)
@@ -259,7 +256,8 @@ async def _drive(run: _Run, nem: nemesis.Nemesis, results: dict[str, Any]) -> No
         async def faults() -> None:
             nonlocal healed
             try:
-                await schedule.run(nem, o.interval, run.deadline, run.fault_rng)
+                steps = schedule.plan(nem.names, o.interval, o.time_limit, run.seed)
+                await schedule.run(nem, steps, run.deadline - o.time_limit)
                 await asyncio.sleep(max(0.0, run.deadline - loop.time()))
             finally:
                 # At the deadline, not once the clients drain: their last calls may need it.

@@ -2,8 +2,10 @@
 
 A fault is a value; the nemesis composes several (see `compose`). Each verb returns the JSON
 value that goes into the history, with a one-line `summary` for people. Faults share a
-`Context`: the cluster, its backend, the run's random generator, and which nodes another
-fault has taken down or frozen, so that two faults never fight over one node.
+`Context`: the cluster, its backend, the run's seed, and which nodes another fault has taken
+down or frozen, so that two faults never fight over one node. Each fault draws from its own
+generator (`Context.rng_for`), so what one fault draws does not depend on when the others
+acted: the same seed gives the same faults.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ class NemesisError(Exception):
 class Fault(Protocol):
     """One kind of fault (Jepsen's nemesis): inject, undo, and undo-whatever-is-left."""
 
-    name: str
-    stage: int  # heal order: nodes back (0), then the network (1), then membership (2)
+    @property
+    def name(self) -> str:
+        """The `--nemesis` word, and the suffix of its history events (`start-<name>`)."""
+
+    @property
+    def stage(self) -> int:
+        """Heal order: nodes back (0), then the network (1), then membership (2)."""
 
     def check(self) -> None:
         """Raise NemesisError if this fault cannot run on this cluster."""
@@ -51,9 +58,13 @@ class Context:
 
     spec: ClusterSpec
     backend: Backend
-    rng: random.Random = field(default_factory=random.Random)
+    seed: int = 0
     held: dict[str, str] = field(default_factory=dict)  # node -> fault that has it
     returns: dict[str, int] = field(default_factory=dict)  # node -> times it came back
+
+    def rng_for(self, fault: str) -> random.Random:
+        """`fault`'s own generator, derived from the seed and its name alone."""
+        return random.Random(f"{self.seed}/{fault}")
 
     def came_back(self, node: str) -> None:
         """A node restarted or resumed: faults that set state on it may need to set it again
@@ -89,20 +100,19 @@ class Context:
 
         return asyncio.run(ask())
 
-    def pick(self, among: list[str]) -> tuple[str, list[str]]:
-        """Targets for a node fault: one node, a minority, or a group's leader.
-
-        Returns how they were chosen and the nodes (empty when `among` is empty).
+    def pick(self, among: list[str], rng: random.Random) -> tuple[str, list[str]]:
+        """Targets for a node fault, drawn from the fault's `rng`: one node, a minority, or a
+        group's leader. Returns how they were chosen and the nodes (none when `among` is empty).
         """
         if not among:
             return "none", []
-        how = self.rng.choice(["one", "minority", "leader"])
+        how = rng.choice(["one", "minority", "leader"])
         if how == "leader":
             leaders = [n for n in set(self.leaders().values()) if n in among]
             if leaders:
-                return how, [self.rng.choice(sorted(leaders))]
+                return how, [rng.choice(sorted(leaders))]
             how = "one"
         if how == "minority":
-            size = self.rng.randint(1, max(1, (len(self.nodes) - 1) // 2))
-            return how, sorted(self.rng.sample(among, min(size, len(among))))
-        return how, [self.rng.choice(among)]
+            size = rng.randint(1, max(1, (len(self.nodes) - 1) // 2))
+            return how, sorted(rng.sample(among, min(size, len(among))))
+        return how, [rng.choice(among)]

@@ -35,6 +35,7 @@ class Membership:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.rng = ctx.rng_for(self.name)
 
     def check(self) -> None:
         if len(self.ctx.nodes) <= self.ctx.spec.replication:
@@ -51,10 +52,10 @@ class Membership:
         leaving = [n for n in members if n in free]
         if not leaving:
             raise NemesisError("no member is free to take out: other faults hold them all")
-        node = self.ctx.rng.choice(leaving)
+        node = self.rng.choice(leaving)
         spares = [n for n in free if n not in members]
         if spares:
-            spare = self.ctx.rng.choice(spares)
+            spare = self.rng.choice(spares)
             plan, summary = plan_replace(configs, node, spare), f"replace {node} by {spare}"
         else:
             others = [n for n in free if n != node]

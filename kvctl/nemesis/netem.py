@@ -26,6 +26,7 @@ class Netem:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.rng = ctx.rng_for(self.name)
         self._device: dict[str, str] = {}
         self.shaped: list[str] = []
         self.behind: set[str] = set()  # nodes still shaped that should not be
@@ -49,8 +50,8 @@ class Netem:
         raise NemesisError(f"netem cannot shape traffic on {node}: {out.output.strip()}")
 
     def start(self) -> Value:
-        how, nodes = self.ctx.pick(self.ctx.free())
-        behaviour = self.ctx.rng.choice(sorted(BEHAVIOURS))
+        how, nodes = self.ctx.pick(self.ctx.free(), self.rng)
+        behaviour = self.rng.choice(sorted(BEHAVIOURS))
         done, missed = [], []
         for node in nodes:
             try:

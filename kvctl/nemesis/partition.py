@@ -8,6 +8,7 @@ one still carries the rules of a partition that has since healed.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -16,26 +17,26 @@ from kvctl.nemesis.fault import Context, NemesisError, Value
 from kvctl.nemesis.firewall import Firewall
 
 
-def _leader(ctx: Context) -> tuple[g.Grudge, Value]:
+def _leader(ctx: Context, rng: random.Random) -> tuple[g.Grudge, Value]:
     leaders = ctx.leaders()
     if not leaders:
-        node = ctx.rng.choice(ctx.nodes)
+        node = rng.choice(ctx.nodes)
         return g.isolate(node, ctx.nodes), {"leader": None, "isolated": node}
-    group = ctx.rng.choice(sorted(leaders))
+    group = rng.choice(sorted(leaders))
     return g.isolate(leaders[group], ctx.nodes), {"group": group, "leader": leaders[group]}
 
 
-def _one(ctx: Context) -> tuple[g.Grudge, Value]:
-    node = ctx.rng.choice(ctx.nodes)
+def _one(ctx: Context, rng: random.Random) -> tuple[g.Grudge, Value]:
+    node = rng.choice(ctx.nodes)
     return g.isolate(node, ctx.nodes), {"isolated": node}
 
 
-KINDS: dict[str, Callable[[Context], tuple[g.Grudge, Value]]] = {
-    "halves": lambda ctx: (g.halves(ctx.nodes, ctx.rng), {}),
+KINDS: dict[str, Callable[[Context, random.Random], tuple[g.Grudge, Value]]] = {
+    "halves": lambda ctx, rng: (g.halves(ctx.nodes, rng), {}),
     "one": _one,
     "leader": _leader,
-    "ring": lambda ctx: (g.majorities_ring(ctx.nodes, ctx.rng), {}),
-    "bridge": lambda ctx: (g.bridge(ctx.nodes, ctx.rng), {}),
+    "ring": lambda ctx, rng: (g.majorities_ring(ctx.nodes, rng), {}),
+    "bridge": lambda ctx, rng: (g.bridge(ctx.nodes, rng), {}),
 }
 
 
@@ -71,6 +72,7 @@ class Partition:
                 f"unknown partition kind {unknown[0]!r}: choose from {', '.join(KINDS)}"
             )
         self.ctx = ctx
+        self.rng = ctx.rng_for(self.name)
         self.kinds = list(kinds)
         self.firewall = Firewall(ctx)
         self.grudge: g.Grudge = {}
@@ -82,9 +84,9 @@ class Partition:
             raise NemesisError("a partition needs at least two nodes")
 
     def start(self) -> Value:
-        kinds = self.ctx.rng.sample(self.kinds, len(self.kinds))
+        kinds = self.rng.sample(self.kinds, len(self.kinds))
         for kind in kinds:
-            grudge, detail = KINDS[kind](self.ctx)
+            grudge, detail = KINDS[kind](self.ctx, self.rng)
             if g.cut_links(grudge):
                 break
         else:

@@ -29,6 +29,7 @@ class NodeFault:
     ) -> None:
         self.ctx = ctx
         self.name = name
+        self.rng = ctx.rng_for(name)
         self._take = take
         self._give = give
         self._out = out  # whether a node's status shows it out in this fault's way
@@ -39,10 +40,10 @@ class NodeFault:
             raise NemesisError(f"{self.name} needs at least two nodes (one must stay up)")
 
     def start(self) -> Value:
-        how, nodes = self.ctx.pick(self.ctx.free())
+        how, nodes = self.ctx.pick(self.ctx.free(), self.rng)
         if not nodes:
             raise NemesisError(f"no node free to {self.name}: other faults hold them all")
-        done = []
+        done: list[str] = []
         for node in nodes:
             try:
                 self._call(self._take, node)

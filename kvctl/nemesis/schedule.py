@@ -2,33 +2,55 @@
 
 Every gap is drawn uniformly from [0, 2 x interval], so a fault changes about once per
 interval but never on a beat the system could settle into (Jepsen's `stagger`). Faults flip
-independently, so a partition may begin while a node is frozen. The schedule ends at the
-deadline, possibly mid-fault: the final heal is the caller's, always.
+independently, so a partition may begin while a node is frozen.
+
+The whole schedule is planned before the run from the seed alone, each fault from its own
+generator (`{seed}/{fault}/schedule`): the same seed gives the same steps in the same order
+however long each action takes (an action that runs late delays the steps after it, never
+reorders them). The schedule ends before the deadline, possibly mid-fault: the final heal is
+the caller's, always.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kvctl.nemesis.compose import Nemesis
-from kvctl.nemesis.fault import Fault
+
+VERBS = ("start", "stop")
 
 
-async def flip_flop(
-    nemesis: Nemesis, fault: Fault, interval: float, deadline: float, rng: random.Random
-) -> None:
-    """Start, stop, start, ... one fault until `deadline` (the event loop's clock)."""
+@dataclass(frozen=True)
+class Step:
+    """One action of the schedule: `verb` of `fault`, `at` seconds after the run begins."""
+
+    at: float
+    fault: str
+    verb: str
+
+
+def plan(faults: Sequence[str], interval: float, duration: float, seed: int) -> list[Step]:
+    """Every step of a run of `duration` seconds, in the order they happen."""
+    steps = []
+    for fault in faults:
+        rng = random.Random(f"{seed}/{fault}/schedule")
+        at, flips = 0.0, 0
+        while True:
+            at += rng.uniform(0.0, 2.0 * interval)
+            if at >= duration:
+                break
+            steps.append(Step(at, fault, VERBS[flips % 2]))
+            flips += 1
+    return sorted(steps, key=lambda s: (s.at, s.fault))
+
+
+async def run(nemesis: Nemesis, steps: Sequence[Step], begun: float) -> None:
+    """Take each step at its time after `begun` (the event loop's clock), one at a time."""
     loop = asyncio.get_running_loop()
-    while True:
-        for verb in ("start", "stop"):
-            gap = rng.uniform(0.0, 2.0 * interval)
-            if loop.time() + gap >= deadline:
-                return
-            await asyncio.sleep(gap)
-            await nemesis.act(fault, verb)
-
-
-async def run(nemesis: Nemesis, interval: float, deadline: float, rng: random.Random) -> None:
-    """Every fault of the nemesis on its own flip-flop, until `deadline`."""
-    await asyncio.gather(*(flip_flop(nemesis, f, interval, deadline, rng) for f in nemesis.faults))
+    faults = {fault.name: fault for fault in nemesis.faults}
+    for step in steps:
+        await asyncio.sleep(max(0.0, begun + step.at - loop.time()))
+        await nemesis.act(faults[step.fault], step.verb)

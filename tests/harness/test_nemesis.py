@@ -4,13 +4,13 @@ catalogue's refusals, and the schedule."""
 from __future__ import annotations
 
 import asyncio
-import random
+import threading
 import time
 
 import pytest
 
 from kvctl import nemesis
-from kvctl.nemesis import schedule
+from kvctl.nemesis import compose, schedule
 from kvctl.nemesis.compose import Nemesis
 from kvctl.nemesis.firewall import CHAIN
 from kvctl.nemesis.netem import Netem
@@ -22,7 +22,7 @@ from .fakes import FakeBackend, spec_of
 
 def context(n: int = 5, seed: int = 1) -> tuple[nemesis.Context, FakeBackend]:
     backend = FakeBackend()
-    ctx = nemesis.Context(spec_of(n), backend, random.Random(seed))
+    ctx = nemesis.Context(spec_of(n), backend, seed)
     ctx.leaders = lambda: {0: "n2", 1: "n4"}  # type: ignore[method-assign]
     return ctx, backend
 
@@ -196,7 +196,8 @@ def test_failed_actions_are_recorded_and_the_schedule_goes_on():
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        await schedule.run(nem, 0.02, loop.time() + 0.6, random.Random(3))
+        steps = schedule.plan(nem.names, 0.02, 0.6, seed=3)
+        await schedule.run(nem, steps, loop.time())
         await nem.heal()
 
     asyncio.run(main())
@@ -225,7 +226,7 @@ def test_gaps_stay_within_twice_the_interval():
     async def main() -> float:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await schedule.run(nem, 0.05, start + 1.0, random.Random(5))
+        await schedule.run(nem, schedule.plan(nem.names, 0.05, 1.0, seed=5), start)
         return start
 
     start = asyncio.run(main())
@@ -253,3 +254,121 @@ def test_without_docker_network_faults_become_kill_and_pause_with_a_note():
     assert faults == "kill,pause"
     assert note is not None and "no Docker engine" in note and "partition-one, netem" in note
     assert nemesis.parse(faults, "local").names == ["kill", "pause"]
+
+
+# -- the same seed, the same faults (B14) ----------------------------------------------------
+
+SEVERAL = ["partition", "kill", "pause"]
+
+
+def test_a_seed_plans_one_schedule_each_fault_alternating():
+    steps = schedule.plan(SEVERAL, 1.0, 60.0, seed=7)
+    assert steps == schedule.plan(SEVERAL, 1.0, 60.0, seed=7)
+    assert steps != schedule.plan(SEVERAL, 1.0, 60.0, seed=8)
+    assert [s.at for s in steps] == sorted(s.at for s in steps)
+    assert all(0.0 < s.at < 60.0 for s in steps)
+    for name in SEVERAL:
+        verbs = [s.verb for s in steps if s.fault == name]
+        assert len(verbs) > 10
+        assert verbs == ["start", "stop"] * (len(verbs) // 2) + ["start"] * (len(verbs) % 2)
+
+
+def test_a_fault_plans_the_same_steps_whatever_else_runs():
+    alone = schedule.plan(["kill"], 1.0, 60.0, seed=7)
+    together = schedule.plan(SEVERAL, 1.0, 60.0, seed=7)
+    assert alone == [s for s in together if s.fault == "kill"]
+
+
+class SlowBackend(FakeBackend):
+    """An engine that takes its time with every node verb, as a loaded Docker daemon does."""
+
+    def kill(self, spec, node):
+        time.sleep(0.004)
+        super().kill(spec, node)
+
+    def pause(self, spec, node):
+        time.sleep(0.007)
+        super().pause(spec, node)
+
+    def exec(self, spec, node, argv):
+        time.sleep(0.001)
+        return super().exec(spec, node, argv)
+
+
+def faults_of_a_run(backend: FakeBackend, seed: int) -> list[tuple[str, dict]]:
+    """Run `--nemesis partition,kill,pause` against `backend`; the recorded fault events."""
+    ctx = nemesis.Context(spec_of(5), backend, seed)
+    ctx.leaders = lambda: {0: "n2", 1: "n4"}  # type: ignore[method-assign]
+    events: list[tuple[str, dict]] = []
+    nem = nemesis.build(nemesis.parse(",".join(SEVERAL), "docker"), ctx,
+                        lambda f, v: events.append((f, v)))
+
+    async def main() -> None:
+        steps = schedule.plan(nem.names, 0.01, 0.4, seed)
+        await schedule.run(nem, steps, asyncio.get_running_loop().time())
+        await nem.heal()
+
+    asyncio.run(main())
+    return events
+
+
+def test_the_same_seed_gives_the_same_faults_however_long_actions_take():
+    quick = faults_of_a_run(FakeBackend(), seed=11)
+    slow = faults_of_a_run(SlowBackend(), seed=11)
+    assert len({f for f, _ in quick if f.startswith("start-")}) == 3
+    assert quick == slow
+    assert quick != faults_of_a_run(FakeBackend(), seed=12)
+
+
+# -- an action that overstays its limit ------------------------------------------------------
+
+
+class Hung(Flaky):
+    """A fault whose start blocks until released; it notes any two verbs that overlap."""
+
+    name = "hung"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.calls: list[str] = []
+        self.running = 0
+        self.overlapped = False
+
+    def _enter(self, verb: str) -> None:
+        self.running += 1
+        self.overlapped |= self.running > 1
+        self.calls.append(verb)
+
+    def start(self) -> dict:
+        self._enter("start")
+        self.release.wait(10)
+        self.running -= 1
+        return {"summary": "hung on"}
+
+    def stop(self) -> dict:
+        self._enter("stop")
+        self.running -= 1
+        return {"summary": "hung off"}
+
+
+def test_a_timed_out_action_stays_visible_and_blocks_the_next(monkeypatch):
+    monkeypatch.setattr(compose, "ACTION_TIMEOUT", 0.05)
+    fault = Hung()
+    events: list[tuple[str, dict]] = []
+    nem = Nemesis([fault], lambda f, v: events.append((f, v)))
+
+    async def main() -> None:
+        timed_out = await nem.act(fault, "start")
+        assert timed_out["timed_out"] and "timed out" in nem.active["hung"]
+        skipped = await nem.act(fault, "stop")
+        assert "skipped: start hung has not returned" in skipped["error"]
+        fault.release.set()
+        await nem.act(fault, "stop")
+
+    asyncio.run(main())
+    assert fault.calls == ["start", "stop"] and not fault.overlapped
+    assert [f for f, _ in events] == ["start-hung", "stop-hung", "start-hung", "stop-hung"]
+    late = events[2][1]
+    assert late["late"] is True and late["summary"] == "hung on"
+    assert nem.active == {}
