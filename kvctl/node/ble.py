@@ -17,7 +17,8 @@ BleMessage = HeartbeatRequest | HeartbeatReply
 
 
 class BallotLeaderElection:
-    """One member's view of one group's election. Inputs: tick, handle. Output: outbox."""
+    """One member's view of one group's election. Inputs: tick, handle. Outputs:
+    `take_messages()`, and `take_new_leader()` once per change of leader."""
 
     def __init__(
         self,
@@ -39,10 +40,22 @@ class BallotLeaderElection:
         self.heartbeat_ticks = heartbeat_ticks
         self.round = 0
         self._ticks = 0
-        self._replies: list[HeartbeatReply] = []
-        self.outbox: list[tuple[str, BleMessage]] = []
-        self.leader_changed = False
+        # One reply per peer: a duplicated reply must not make a cut-off node look connected.
+        self._replies: dict[str, HeartbeatReply] = {}
+        self._outbox: list[tuple[str, BleMessage]] = []
+        self._leader_changed = False
         self._start_round()
+
+    def take_messages(self) -> list[tuple[str, BleMessage]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def take_new_leader(self) -> Ballot | None:
+        """The leader elected since the last call, if it changed."""
+        if not self._leader_changed:
+            return None
+        self._leader_changed = False
+        return self.leader
 
     def tick(self) -> None:
         self._ticks += 1
@@ -54,9 +67,9 @@ class BallotLeaderElection:
     def handle(self, src: str, msg: BleMessage) -> None:
         if isinstance(msg, HeartbeatRequest):
             reply = HeartbeatReply(msg.round, self.ballot, self.quorum_connected)
-            self.outbox.append((src, reply))
-        elif msg.round == self.round:
-            self._replies.append(msg)
+            self._outbox.append((src, reply))
+        elif msg.round == self.round and src in self.peers:
+            self._replies[src] = msg
 
     def raise_ballot_above(self, n: int) -> None:
         """Called when Paxos has promised a ballot at least ours: outbid it next round."""
@@ -67,9 +80,9 @@ class BallotLeaderElection:
 
     def _start_round(self) -> None:
         self.round += 1
-        self._replies = []
+        self._replies = {}
         request = HeartbeatRequest(self.round)
-        self.outbox.extend((peer, request) for peer in self.peers)
+        self._outbox.extend((peer, request) for peer in self.peers)
 
     def _end_round(self) -> None:
         if len(self._replies) + 1 < self.quorum:
@@ -77,7 +90,7 @@ class BallotLeaderElection:
             return
         self.quorum_connected = True
         top = self.ballot
-        for reply in self._replies:
+        for reply in self._replies.values():
             if reply.quorum_connected and reply.ballot > top:
                 top = reply.ballot
         if self.leader is not None and top < self.leader:
@@ -86,4 +99,4 @@ class BallotLeaderElection:
             self.leader = None
         elif top != self.leader:
             self.leader = top
-            self.leader_changed = True
+            self._leader_changed = True

@@ -46,11 +46,3 @@ class Placement:
     def members(self, group: int) -> list[str]:
         n = len(self.nodes)
         return [self.nodes[(group + i) % n] for i in range(self.group_size)]
-
-    def groups_of(self, node: str) -> list[int]:
-        return [g for g in range(self.groups) if node in self.members(g)]
-
-    def priority(self, group: int, node: str) -> int:
-        """Leader preference: the group's first replica highest."""
-        members = self.members(group)
-        return len(members) - members.index(node)

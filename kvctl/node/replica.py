@@ -91,13 +91,12 @@ class Replica:
 
     def tick(self) -> None:
         self.ble.tick()
-        if self.ble.leader_changed:
-            self.ble.leader_changed = False
-            leader = self.ble.leader
-            if leader is not None and leader.pid == self.pid:
+        leader = self.ble.take_new_leader()
+        if leader is not None:
+            if leader.pid == self.pid:
                 if not self.paxos.become_leader(leader):
                     self.ble.raise_ballot_above(self.paxos.promise.n)
-            elif leader is not None:
+            else:
                 self.paxos.follow(leader.pid)
         self.paxos.tick()
 
@@ -147,8 +146,7 @@ class Replica:
             installed=ready.install,
             applied=list(enumerate(ready.decided, ready.decided_from)),
         )
-        out.messages.extend(self.ble.outbox)
-        self.ble.outbox = []
+        out.messages.extend(self.ble.take_messages())
         if ready.install is not None:
             self.machine.restore(ready.install.state)
         for entry in ready.decided:

@@ -20,6 +20,7 @@ from kvctl.history import History
 from kvctl.node.core import NodeReady
 from kvctl.node.durable import Instance
 from kvctl.node.messages import Snapshot
+from kvctl.node.wire import pack
 from kvctl.sim.clients import SimClients
 from kvctl.sim.faults import Nemesis
 from kvctl.sim.world import World
@@ -96,14 +97,21 @@ class _SafetyMonitor:
             self._violation(f"validity: {name} {instance}[{idx}] = {entry} was never proposed")
 
     def _same_snapshot(self, name: str, instance: Instance, snapshot: Snapshot) -> None:
-        first = self.snapshots.setdefault((instance, snapshot.index), snapshot.state)
-        if first != snapshot.state:
+        state = _canonical(snapshot.state)
+        first = self.snapshots.setdefault((instance, snapshot.index), state)
+        if first != state:
             self._violation(f"agreement: {name} {instance} snapshot at {snapshot.index} differs")
 
     def _violation(self, text: str) -> None:
         if text not in self.violations:
             self.violations.append(text)
             self.world.log("VIOLATION " + text)
+
+
+def _canonical(state: Any) -> list[list[bytes]]:
+    """A state machine's exported state, as sorted encoded rows: the same state compares
+    equal whether it was exported in memory (lists) or read back from disk (tuples)."""
+    return [sorted(pack(row) for row in part) for part in state]
 
 
 def run_seed(

@@ -18,8 +18,7 @@ def run_rounds(nodes, rounds, links=None):
         while pending:
             pending = False
             for node in nodes:
-                out, node.outbox = node.outbox, []
-                for dst, msg in out:
+                for dst, msg in node.take_messages():
                     if links(node.pid, dst):
                         by_pid[dst].handle(node.pid, msg)
                         pending = True
@@ -81,3 +80,20 @@ def test_a_minority_is_not_quorum_connected():
     nodes = make(FIVE)
     run_rounds(nodes, 2, links=lambda s, d: (s in "ab") == (d in "ab"))
     assert not by_pid["a"].quorum_connected and by_pid["c"].quorum_connected
+
+
+def test_a_duplicated_reply_does_not_make_a_cut_off_node_quorum_connected():
+    """B10: one peer heard twice is still one peer; 2 of 5 is no quorum."""
+    node = BallotLeaderElection("a", FIVE, heartbeat_ticks=1)
+    request = next(m for dst, m in node.take_messages() if dst == "b")
+    reply = by_reply("b", request)
+    node.handle("b", reply)
+    node.handle("b", reply)  # the network duplicated it
+    node.tick()  # the round ends
+    assert not node.quorum_connected
+
+
+def by_reply(pid, request):
+    peer = BallotLeaderElection(pid, FIVE)
+    peer.handle("a", request)
+    return next(m for dst, m in peer.take_messages() if dst == "a" and m.round == request.round)
