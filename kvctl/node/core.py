@@ -31,10 +31,12 @@ from kvctl.node.messages import (
     STOPSIGN,
     ClientForward,
     ClientForwardReply,
+    Command,
     ConfigAnnounce,
     Snapshot,
     StateReply,
     StateRequest,
+    StopSign,
 )
 from kvctl.node.placement import Placement
 from kvctl.node.replica import DEFAULT_TIMING, Replica, StopSignApplied, Timing
@@ -381,9 +383,9 @@ class NodeCore:
                 self._deliver(sink, error(errors.RECONFIGURATION_IN_PROGRESS, text))
                 return
             entry = (
-                (STOPSIGN, key, a, b, client_id, seq)
+                StopSign(STOPSIGN, key, tuple(a), tuple(map(tuple, b)), client_id, seq)
                 if op == RECONFIGURE
-                else (op, key, a, b, client_id, seq)
+                else Command(op, key, a, b, client_id, seq)
             )
             if replica.propose(entry):
                 self._wait(group, client_id, seq, sink)

@@ -11,19 +11,51 @@ An entry is an opaque tuple to Paxos; a `Snapshot` replaces a compacted log pref
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kvctl.node.ballot import Ballot
 
-Entry = tuple[Any, ...]
+Entry = tuple[Any, ...]  # opaque to Paxos; to the state machine a Command or a StopSign
 
-# A StopSign entry: ("ss", group, next members, their addresses, client id, seq). Decided,
-# it ends its configuration's log; the next configuration starts from the state after it.
 STOPSIGN = "ss"
+
+
+class Command(NamedTuple):
+    """A client's read, write or compare-and-swap, as decided in a log.
+
+    A NamedTuple rather than a dataclass: it travels in every AcceptDecide and WAL record,
+    and msgpack encodes a tuple natively (a dataclass would cost an extension type per entry).
+    """
+
+    op: str  # READ, WRITE or CAS (statemachine.py)
+    key: Any
+    value: Any  # what a write writes; what a cas expects to find
+    new_value: Any  # what a cas writes
+    client_id: int
+    seq: int
+
+
+class StopSign(NamedTuple):
+    """Decided, it ends its configuration's log; the next configuration has `members` and
+    starts from the state after it."""
+
+    op: str  # STOPSIGN
+    group: int
+    members: tuple[str, ...]
+    addresses: tuple[tuple[str, str], ...]
+    client_id: int
+    seq: int
 
 
 def is_stopsign(entry: Entry) -> bool:
     return entry[0] == STOPSIGN
+
+
+def as_command(entry: Entry) -> Command | StopSign:
+    """The typed form of a decided entry, which the wire and the disk carry as a tuple."""
+    if isinstance(entry, Command | StopSign):
+        return entry
+    return StopSign(*entry) if is_stopsign(entry) else Command(*entry)
 
 
 @dataclass(frozen=True, slots=True)

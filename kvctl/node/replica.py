@@ -17,7 +17,8 @@ from kvctl.node.messages import (
     HeartbeatReply,
     HeartbeatRequest,
     Snapshot,
-    is_stopsign,
+    StopSign,
+    as_command,
 )
 from kvctl.node.paxos import PaxosMessage, SequencePaxos
 from kvctl.node.statemachine import StateMachine
@@ -149,14 +150,17 @@ class Replica:
         out.messages.extend(self.ble.take_messages())
         if ready.install is not None:
             self.machine.restore(ready.install.state)
-        for entry in ready.decided:
-            result = self.machine.apply(entry)
+        for index, entry in out.applied:
+            result = self.machine.apply(entry, index)
             if result is not None:
                 out.results.append(result)
-            if is_stopsign(entry):
+            stop = as_command(entry)
+            if isinstance(stop, StopSign):
                 # A StopSign is the last entry of its log: the next config starts after it.
                 base = Snapshot(self.paxos.decided_idx, self.machine.export())
-                self.stopped = out.stopped = StopSignApplied(tuple(entry[2]), tuple(entry[3]), base)
+                self.stopped = out.stopped = StopSignApplied(
+                    tuple(stop.members), tuple(stop.addresses), base
+                )
         for client_id, seq, key in ready.reads:  # after the decided entries: their state
             out.results.append((client_id, seq, self.machine.read(key)))
         if (

@@ -19,7 +19,7 @@ from kvctl.checker import check
 from kvctl.history import History
 from kvctl.node.core import NodeReady
 from kvctl.node.durable import Instance
-from kvctl.node.messages import Snapshot
+from kvctl.node.messages import Snapshot, as_command
 from kvctl.node.wire import pack
 from kvctl.sim.clients import SimClients
 from kvctl.sim.faults import Nemesis
@@ -93,7 +93,8 @@ class _SafetyMonitor:
         first = self.chosen.setdefault((instance, idx), entry)
         if first != entry:
             self._violation(f"agreement: {name} {instance}[{idx}] = {entry}, others {first}")
-        if (entry[4], entry[5]) not in self.clients.proposed:
+        cmd = as_command(entry)
+        if (cmd.client_id, cmd.seq) not in self.clients.proposed:
             self._violation(f"validity: {name} {instance}[{idx}] = {entry} was never proposed")
 
     def _same_snapshot(self, name: str, instance: Instance, snapshot: Snapshot) -> None:
