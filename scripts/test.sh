@@ -5,13 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # mmdebstrap bootstraps the node image's Debian base (tests/docker); chromium opens the HTML
 # report (tests/harness); fuse3, libfuse3-dev and pkg-config build and mount the lazy
-# filesystem (tests/lazyfs). Skipped once all are installed.
+# filesystem (tests/lazyfs); etcd, Redis with Sentinel and NATS serve the store clients'
+# tests (tests/db). Skipped once all are installed.
 if ! command -v mmdebstrap >/dev/null || ! command -v chromium >/dev/null \
-    || ! command -v fusermount3 >/dev/null || ! pkg-config --exists fuse3 2>/dev/null; then
+    || ! command -v fusermount3 >/dev/null || ! pkg-config --exists fuse3 2>/dev/null \
+    || ! command -v etcd >/dev/null || ! command -v redis-sentinel >/dev/null \
+    || ! command -v nats-server >/dev/null; then
     sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
     $sudo apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap chromium \
-        fuse3 libfuse3-dev pkg-config >/dev/null
+        fuse3 libfuse3-dev pkg-config etcd-server redis-server redis-sentinel nats-server \
+        >/dev/null
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m ruff check .
