@@ -124,8 +124,32 @@ class ExecResult:
     output: str
 
 
+IDEMPOTENT = frozenset({"down", "kill", "start", "pause", "resume"})
+"""The verbs every backend makes idempotent: each names the state it leaves a node in, and
+asking again for the state a node is already in does nothing and returns None. So killing a
+stopped node, starting a running one, pausing a paused one and resuming a running one are
+all quiet. A verb that cannot reach its state raises BackendError: pausing or resuming a
+node that is not running says so. `exec` is not idempotent: it runs its command each time."""
+
+
 class Backend(Protocol):
-    """Start, stop and fault the nodes of one cluster."""
+    """Start, stop and fault the nodes of one cluster.
+
+    No verb changes the spec it is given: `up` and `add` return a new one.
+    """
+
+    @property
+    def name(self) -> str:
+        """What `--backend` calls it; also `ClusterSpec.backend` of the specs it returns."""
+
+    @property
+    def idempotent(self) -> frozenset[str]:
+        """The verbs that are idempotent (see IDEMPOTENT: the same for every backend)."""
+
+    def exec_places(self, spec: ClusterSpec) -> dict[str, str]:
+        """node -> where its `exec` runs: its own container, or a host (machine) that other
+        nodes may share. Nodes with one place share its network stack, its firewall and its
+        links, so no network fault can tell them apart."""
 
     def up(self, spec: ClusterSpec) -> ClusterSpec:
         """Start every node (creating what is missing); return the spec with real addresses."""
@@ -143,14 +167,17 @@ class Backend(Protocol):
         """SIGKILL the node's server; its data stays."""
 
     def start(self, spec: ClusterSpec, node: str) -> None:
-        """(Re)start a stopped or killed node from its data."""
+        """(Re)start a stopped or killed node from its data; a paused node is resumed."""
 
-    def pause(self, spec: ClusterSpec, node: str) -> None: ...
+    def pause(self, spec: ClusterSpec, node: str) -> None:
+        """Freeze the node's processes (they stop answering); BackendError if it is not
+        running."""
 
-    def resume(self, spec: ClusterSpec, node: str) -> None: ...
+    def resume(self, spec: ClusterSpec, node: str) -> None:
+        """Unfreeze a paused node; BackendError if it is not running."""
 
     def exec(self, spec: ClusterSpec, node: str, argv: list[str]) -> ExecResult:
-        """Run a command where the node runs (iptables, tc, ...)."""
+        """Run a command at the node's place (see `exec_places`): iptables, tc, ..."""
 
     def logs(self, spec: ClusterSpec, node: str, follow: bool = False) -> Iterator[str]: ...
 

@@ -30,6 +30,7 @@ from docker.types import IPAMConfig, IPAMPool
 
 from kvctl.control.backend import (
     DEFAULT_PORT,
+    IDEMPOTENT,
     BackendError,
     ClusterSpec,
     ExecResult,
@@ -78,6 +79,7 @@ class DockerBackend:
     """Start, stop and fault a cluster's containers (see the module docstring)."""
 
     name = "docker"
+    idempotent = IDEMPOTENT
 
     def __init__(self, client: DockerClient | None = None) -> None:
         self._client = client
@@ -87,6 +89,10 @@ class DockerBackend:
         if self._client is None:
             self._client = connect()
         return self._client
+
+    def exec_places(self, spec: ClusterSpec) -> dict[str, str]:
+        """Each node's `exec` runs in its own container, in its own network namespace."""
+        return {node.name: f"container {container_name(spec, node.name)}" for node in spec.nodes}
 
     # -- up / down ------------------------------------------------------------------------
 
@@ -333,8 +339,10 @@ class DockerBackend:
         return result
 
     def kill(self, spec: ClusterSpec, node: str) -> None:
-        """SIGKILL the container: the node dies mid-flight, its volume stays."""
-        self._act(spec, node, "kill")
+        """SIGKILL the container: the node dies mid-flight, its volume stays. A container
+        that is not running is left as it is."""
+        if self._container(spec, node).status in ("running", "paused"):
+            self._act(spec, node, "kill")
 
     def start(self, spec: ClusterSpec, node: str) -> None:
         container = self._container(spec, node)
@@ -345,10 +353,19 @@ class DockerBackend:
 
     def pause(self, spec: ClusterSpec, node: str) -> None:
         """Freeze every process of the node (cgroup freezer): a process that stops answering."""
-        self._act(spec, node, "pause")
+        if self._running_status(spec, node) != "paused":
+            self._act(spec, node, "pause")
 
     def resume(self, spec: ClusterSpec, node: str) -> None:
-        self._act(spec, node, "unpause")
+        if self._running_status(spec, node) == "paused":
+            self._act(spec, node, "unpause")
+
+    def _running_status(self, spec: ClusterSpec, node: str) -> str:
+        """"running" or "paused"; BackendError if the node's container is not running."""
+        status = self._container(spec, node).status
+        if status not in ("running", "paused"):
+            raise BackendError(f"{node} is not running (its container is {status})")
+        return status
 
     def _act(self, spec: ClusterSpec, node: str, action: str) -> None:
         container = self._container(spec, node)

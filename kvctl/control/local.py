@@ -3,7 +3,8 @@
 For development and for machines without Docker. Nodes are detached from the terminal
 (their own session) so they outlive `kvctl up`; their pid, output and data live under
 `$KVCTL_HOME/nodes/<name>/`. There are no per-node network faults here: `exec` runs on the
-host itself, so the nemesis offers only kill and pause on this backend.
+host itself, one place for every node, so the nemesis offers only kill and pause on this
+backend.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from kvctl.control.backend import (
+    IDEMPOTENT,
     BackendError,
     ClusterSpec,
     ExecResult,
@@ -30,21 +33,29 @@ LOOPBACK = "127.0.0.1"
 
 
 class LocalBackend:
+    """Nodes as processes of this machine (see the module docstring)."""
+
+    name = "local"
+    idempotent = IDEMPOTENT
+
+    def exec_places(self, spec: ClusterSpec) -> dict[str, str]:
+        return {node.name: "this machine" for node in spec.nodes}
+
     def up(self, spec: ClusterSpec) -> ClusterSpec:
-        for node in spec.nodes:  # every address first: each node is started with them all
-            if not node.port:
-                node.host, node.port = LOOPBACK, _free_port()
+        spec = self._place(spec)  # every address first: each node is started with them all
         for node in spec.nodes:
-            self.add(spec, node.name)
+            self.start(spec, node.name)
         return spec
 
     def add(self, spec: ClusterSpec, node: str) -> ClusterSpec:
-        target = spec.node(node)
-        if not target.port:
-            target.host, target.port = LOOPBACK, _free_port()
-        if not self._running(node):
-            self.start(spec, node)
+        spec = self._place(spec)
+        self.start(spec, node)
         return spec
+
+    def _place(self, spec: ClusterSpec) -> ClusterSpec:
+        """The spec with a free port on 127.0.0.1 for every node that has none yet."""
+        nodes = [n if n.port else replace(n, host=LOOPBACK, port=_free_port()) for n in spec.nodes]
+        return replace(spec, backend=self.name, nodes=nodes)
 
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:
         for node in spec.nodes:
@@ -59,22 +70,28 @@ class LocalBackend:
                 node.address,
                 running=self._running(node.name),
                 paused=self._state(node.name) == "T",
+                detail=self._describe(node.name),
             )
             for node in spec.nodes
         ]
 
     def kill(self, spec: ClusterSpec, node: str) -> None:
-        self._signal(spec, node, signal.SIGKILL)
+        """SIGKILL; a node that is not running is left as it is."""
+        spec.node(node)
+        pid = self._pid(node)
+        if pid is not None and self._running(node):
+            os.kill(pid, signal.SIGKILL)
 
     def start(self, spec: ClusterSpec, node: str) -> None:
         target = spec.node(node)
         if self._running(node):
+            self.resume(spec, node)  # running already; a paused node is resumed, as on docker
             return
         _check_port_free(target.port)
         home = _node_dir(node)
         (home / "data").mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "kvctl", *spec.node_argv(target, str(home / "data"))]
-        argv[argv.index("--listen") + 1] = f"{LOOPBACK}:{target.port}"
+        node_argv = spec.node_argv(target, str(home / "data"), listen_host=LOOPBACK)
+        argv = [sys.executable, "-m", "kvctl", *node_argv]
         with open(home / "output.log", "ab") as output:
             process = subprocess.Popen(
                 argv,
@@ -136,7 +153,13 @@ class LocalBackend:
     def _running(self, node: str) -> bool:
         return self._state(node) not in (None, "Z", "X")
 
+    def _describe(self, node: str) -> str:
+        if not self._running(node):
+            return "stopped"
+        return "paused" if self._state(node) == "T" else "running"
+
     def _signal(self, spec: ClusterSpec, node: str, sig: signal.Signals) -> None:
+        """Send `sig` to a running node (SIGSTOP and SIGCONT repeat harmlessly)."""
         spec.node(node)
         pid = self._pid(node)
         if pid is None or not self._running(node):

@@ -8,7 +8,8 @@ over SSH too. Host keys are checked against known_hosts and never accepted blind
 unknown key is an error that says how to check and add it.
 
 Nodes are spread over the hosts in turn; when there are more nodes than hosts, the extra
-nodes on a host listen on the next ports (7401, ...).
+nodes on a host listen on the next ports (7401, ...). Such nodes share their host's network,
+so `exec_places` names one place for them and the network faults refuse that cluster.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import paramiko
 
 from kvctl.control.backend import (
     DEFAULT_PORT,
+    IDEMPOTENT,
     BackendError,
     ClusterSpec,
     ExecResult,
@@ -48,7 +50,7 @@ pid_of() {
 }
 """
 START = """
-if pid_of "$NODE" >/dev/null; then exit 0; fi
+if p=$(pid_of "$NODE"); then kill -CONT "$p"; exit 0; fi
 mkdir -p "$NODE"
 PYTHONPATH="$PWD/lib" nohup setsid sh -c 'echo $$ >"$0/node.pid"; exec python3 -m kvctl "$@"' \
     "$NODE" "$@" >>"$NODE/node.log" 2>&1 </dev/null &
@@ -58,7 +60,7 @@ p=$(pid_of "$NODE") || { echo stopped; exit 0; }
 case $(ps -o stat= -p "$p") in T*) echo paused ;; *) echo running ;; esac
 """
 SIGNAL = """
-p=$(pid_of "$NODE") || { echo "$NODE is not running" >&2; exit 3; }
+p=$(pid_of "$NODE") || { [ -n "$STOPPED_OK" ] && exit 0; echo "$NODE is not running" >&2; exit 3; }
 kill -"$SIG" "$p"
 """
 STOP = """
@@ -140,10 +142,15 @@ class SshBackend:
     """Start, stop and fault nodes on hosts reached over SSH (see the module docstring)."""
 
     name = "ssh"
+    idempotent = IDEMPOTENT
 
     def __init__(self) -> None:
         self._clients: dict[Host, paramiko.SSHClient] = {}
         self._lock = threading.Lock()
+
+    def exec_places(self, spec: ClusterSpec) -> dict[str, str]:
+        """A node's `exec` runs on its host, which it shares with the nodes placed there."""
+        return {node.name: f"host {node.host}" for node in spec.nodes}
 
     def up(self, spec: ClusterSpec) -> ClusterSpec:
         """Assign nodes to hosts, upload the code to each host, start every node."""
@@ -224,7 +231,7 @@ class SshBackend:
         return result
 
     def kill(self, spec: ClusterSpec, node: str) -> None:
-        self._node_script(spec, node, SIGNAL, env={"SIG": "KILL"})
+        self._node_script(spec, node, SIGNAL, env={"SIG": "KILL", "STOPPED_OK": "1"})
 
     def start(self, spec: ClusterSpec, node: str) -> None:
         target = spec.node(node)

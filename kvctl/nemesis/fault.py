@@ -52,6 +52,22 @@ class Fault(Protocol):
         """Re-assert this fault's state on nodes that came back since it last acted."""
 
 
+def require_own_network(ctx: Context, fault: str) -> None:
+    """Refuse a network fault when two nodes run commands in one place (an SSH host holding
+    several nodes): a rule set for one of them would cut or slow the others as well."""
+    places: dict[str, list[str]] = {}
+    for node, place in ctx.backend.exec_places(ctx.spec).items():
+        places.setdefault(place, []).append(node)
+    shared = [f"{', '.join(nodes)} share {place}" for place, nodes in places.items()
+              if len(nodes) > 1]
+    if shared:
+        raise NemesisError(
+            f"{fault} needs each node in a network of its own, but {'; '.join(shared)}: "
+            f"a rule for one would hit the others too (give every node its own host, or "
+            f"leave {fault} out of --nemesis)"
+        )
+
+
 @dataclass
 class Context:
     """The cluster the faults act on, shared by every fault of one nemesis."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import ClassVar
 
-from kvctl.nemesis.fault import Context, NemesisError, Value
+from kvctl.nemesis.fault import Context, NemesisError, Value, require_own_network
 
 BEHAVIOURS = {
     "delay": "delay 50ms 10ms distribution normal",
@@ -32,6 +32,7 @@ class Netem:
         self.behind: set[str] = set()  # nodes still shaped that should not be
 
     def check(self) -> None:
+        require_own_network(self.ctx, self.name)
         node = self.ctx.nodes[0]
         dev = self.device(node)
         out = self.ctx.sh(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from kvctl.nemesis import grudge as g
-from kvctl.nemesis.fault import Context, NemesisError, Value
+from kvctl.nemesis.fault import Context, NemesisError, Value, require_own_network
 from kvctl.nemesis.firewall import Firewall
 
 
@@ -82,6 +82,7 @@ class Partition:
     def check(self) -> None:
         if len(self.ctx.nodes) < 2:
             raise NemesisError("a partition needs at least two nodes")
+        require_own_network(self.ctx, self.name)
 
     def start(self) -> Value:
         kinds = self.rng.sample(self.kinds, len(self.kinds))

@@ -8,6 +8,7 @@ rather than accepted on first use.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,9 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from docker.client import DockerClient
 from docker.models.containers import Container
 
+from kvctl import nemesis
 from kvctl.control.backend import BackendError, ClusterSpec
 from kvctl.control.ready import wait_until_serving
 from kvctl.control.ssh import Host, SshBackend, read_hosts
+from tests.harness.backend_contract import check_verbs
 
 HOSTS = 3
 
@@ -195,6 +198,25 @@ def test_read_write_cas_and_faults_over_ssh(lab: SshLab, cluster: ClusterSpec) -
     assert next(followed) == logged[0]  # and then it would wait for more
     followed.close()
     backend.close()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_node_verbs_are_idempotent_and_answer_alike(cluster: ClusterSpec) -> None:
+    backend = SshBackend()
+    check_verbs(backend, cluster, "n4")
+    backend.close()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_partitions_are_refused_where_two_nodes_share_a_host(
+    lab: SshLab, cluster: ClusterSpec
+) -> None:
+    ctx = nemesis.Context(cluster, SshBackend())
+    shared = re.escape(f"n1, n4 share host {lab.addresses[0]}")
+    with pytest.raises(nemesis.NemesisError, match=shared):
+        nemesis.build(nemesis.parse("partition", "ssh"), ctx, lambda f, v: None)
 
 
 @pytest.mark.docker

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kvctl.control import backend
 from kvctl.control.backend import BackendError, ClusterSpec, ExecResult, NodeSpec, NodeStatus
 
 
@@ -11,6 +12,8 @@ from kvctl.control.backend import BackendError, ClusterSpec, ExecResult, NodeSpe
 class FakeBackend:
     """A Backend that records what it is asked and keeps node states in memory."""
 
+    name = "fake"
+    idempotent = backend.IDEMPOTENT
     calls: list[tuple[str, str]] = field(default_factory=list)
     scripts: list[tuple[str, str]] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
@@ -18,6 +21,10 @@ class FakeBackend:
     exec_fails: dict[str, str] = field(default_factory=dict)  # script start -> its error output
     unreachable: set[str] = field(default_factory=set)  # exec raises BackendError
     tc_output: str = "1: lo: <LOOPBACK>\n2: eth0@if9: <BROADCAST>\n"
+    places: dict[str, str] = field(default_factory=dict)  # node -> a place it shares
+
+    def exec_places(self, spec: ClusterSpec) -> dict[str, str]:
+        return {n.name: self.places.get(n.name, f"container {n.name}") for n in spec.nodes}
 
     def status(self, spec: ClusterSpec) -> list[NodeStatus]:
         return [NodeStatus(n.name, n.address, n.name not in self.down, n.name in self.paused)
