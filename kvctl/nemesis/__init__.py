@@ -2,8 +2,10 @@
 
 `--nemesis` takes a comma list of fault names: `partition` (any shape) or one shape
 (`partition-halves`, `-one`, `-leader`, `-ring`, `-bridge`), `kill`, `pause`, `netem`,
-`membership` (nodes leave, join and replace each other), or
-`all` (every fault this cluster supports) and `none`. `clock` is refused with the reason.
+`membership` (nodes leave, join and replace each other), `power` (power loss: unsynced writes
+forgotten) and `corrupt` (a data file damaged at rest), or `all` (every fault this cluster
+supports, except the disk faults, which need the nodes on a lazy filesystem) and `none`.
+`clock` is refused with the reason.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kvctl.nemesis.compose import Nemesis, Record
+from kvctl.nemesis.corrupt import Corrupt
 from kvctl.nemesis.fault import Context, Fault, NemesisError
 from kvctl.nemesis.membership import Membership
 from kvctl.nemesis.netem import Netem
 from kvctl.nemesis.partition import KINDS, Partition
+from kvctl.nemesis.power import Power
 from kvctl.nemesis.process import kill, pause
 
 __all__ = [
@@ -26,6 +30,7 @@ __all__ = [
     "Selection",
     "build",
     "for_local",
+    "needs_lazyfs",
     "parse",
 ]
 
@@ -35,8 +40,11 @@ FAULTS: dict[str, Callable[[Context], Fault]] = {
     "pause": pause,
     "netem": Netem,
     "membership": Membership,
+    "power": Power,
+    "corrupt": Corrupt,
 }
 NETWORK = {"partition", "netem"}
+DISK = {"power", "corrupt"}  # need the nodes' data on kvctl.lazyfs: asked for by name only
 SHAPES = {f"partition-{kind}": kind for kind in KINDS}
 
 
@@ -64,6 +72,12 @@ LOCAL_NETWORK = (
     "the local backend runs every node on 127.0.0.1 in this machine's own network, so there "
     "is no per-node network to cut or slow (and kvctl will not touch the host's firewall): "
     "use --backend docker, or leave {fault} out of --nemesis (kill and pause work here)"
+)
+
+DISK_BACKEND = (
+    "{fault} runs on the docker backend only: it cuts a node's power through a lazy FUSE "
+    "filesystem (kvctl.lazyfs) under the node's data, which kvctl mounts inside each "
+    "container (with /dev/fuse and SYS_ADMIN); the {backend} backend does not mount it"
 )
 
 
@@ -98,7 +112,7 @@ def parse(text: str, backend: str) -> Selection:
             raise NemesisError(CLOCK)
         if word == "all":
             for name in FAULTS:
-                if not (backend == "local" and name in NETWORK):
+                if not (backend == "local" and name in NETWORK) and name not in DISK:
                     chosen.faults.setdefault(name, True)
             continue
         name = "partition" if word in SHAPES else word
@@ -107,11 +121,18 @@ def parse(text: str, backend: str) -> Selection:
             raise NemesisError(f"unknown fault {word!r}: choose from {known}")
         if backend == "local" and name in NETWORK:
             raise NemesisError(LOCAL_NETWORK.format(fault=word))
+        if backend != "docker" and name in DISK:
+            raise NemesisError(DISK_BACKEND.format(fault=word, backend=backend))
         chosen.faults[name] = False
         if name == "partition":
             shapes = [SHAPES[word]] if word in SHAPES else list(KINDS)
             chosen.shapes = list(dict.fromkeys([*chosen.shapes, *shapes]))
     return chosen
+
+
+def needs_lazyfs(chosen: Selection) -> bool:
+    """Whether the run's nodes must keep their data on the lazy filesystem."""
+    return bool(DISK & set(chosen.names))
 
 
 def build(chosen: Selection, ctx: Context, record: Record) -> Nemesis:

@@ -1,0 +1,86 @@
+"""Corruption at rest: while a node is down, bits flip in its data file or its tail is cut off.
+
+On one node or a minority (or a group's leader), the fault freezes the lazy filesystem (nothing
+is lost: the disk keeps what the page cache held), damages one data file beneath it, kills the
+node and, on stop, restarts it. Unlike a torn write, this damages data that was synced and may
+have been acknowledged, so a store must notice it and refuse to start rather than serve from a
+silently shortened log; the cluster then goes on without that node (see the README on what a
+user does about it). Stop says which restarted nodes refused.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from kvctl.control.backend import BackendError
+from kvctl.nemesis.fault import Context, Value
+from kvctl.nemesis.power import LAZYFS, DiskFault
+
+MODES = ("flip", "truncate")
+DATA_FILES = ("wal.log",)  # kvctl's own store; a store's module will name its own files
+STARTED_TIMEOUT = 15.0
+
+
+class Corrupt(DiskFault):
+    """Flip bits in, or cut the tail of, one data file of each victim while it is down."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx, "corrupt")
+
+    def targets(self) -> tuple[str, list[str]]:
+        return self.ctx.pick(self.ctx.free(), self.rng)
+
+    def disk_command(self, node: str) -> list[str]:
+        files = [arg for name in DATA_FILES for arg in ("--file", name)]
+        mode, seed = self.rng.choice(MODES), self.rng.randrange(1 << 31)
+        return [*LAZYFS, "corrupt", "--mode", mode, "--seed", str(seed), *files, self.mount]
+
+    def summarize(self, nodes: list[str], disks: dict[str, Value]) -> str:
+        done = [
+            f"{node} {disk['file']} ({_what(disk)})"
+            for node, disk in disks.items()
+            if "file" in disk
+        ]
+        return f"corrupt {', '.join(done) or 'nothing'}"
+
+    def stop(self) -> Value:
+        value = super().stop()
+        refused = self._refused(value["nodes"])
+        if refused:
+            value["refused"] = refused
+            value["summary"] += f"; refused to start: {', '.join(refused)}"
+        return value
+
+    def _refused(self, nodes: list[str]) -> list[str]:
+        """The restarted nodes that exited instead of listening (waits until each does one)."""
+        waiting, refused = set(nodes), []
+        deadline = time.monotonic() + STARTED_TIMEOUT
+        while waiting and time.monotonic() < deadline:
+            try:
+                statuses = {s.name: s for s in self.ctx.backend.status(self.ctx.spec)}
+            except BackendError:
+                break
+            for node in sorted(waiting):
+                if not statuses[node].running:
+                    refused.append(node)
+                    waiting.discard(node)
+                elif _listening(self.ctx.spec.node(node).host, self.ctx.spec.node(node).port):
+                    waiting.discard(node)
+            if waiting:
+                time.sleep(0.2)
+        return refused
+
+
+def _what(disk: Value) -> str:
+    if disk.get("mode") == "flip":
+        return f"{len(disk.get('offsets', []))} bits flipped"
+    return f"cut from {disk.get('size')} to {disk.get('cut_to')} bytes"
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

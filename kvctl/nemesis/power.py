@@ -1,0 +1,127 @@
+"""Power loss: nodes are SIGKILLed and lose what their disk had not synced; they restart later.
+
+A SIGKILL alone loses nothing a process wrote, because the kernel's page cache outlives it, so
+a store that acknowledges before it fsyncs looks correct under `kill`. Here each node's data
+directory is a lazy filesystem (kvctl.lazyfs) and the fault first tells it, through
+`Backend.exec`, to forget every unsynced write and directory entry (or, torn, to keep a random
+prefix of them), and only then kills the node. A minority, a majority or every node loses power
+at once; stop restarts them. The disk faults share this shape: `corrupt` is the other one.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+
+from kvctl.control.backend import BackendError
+from kvctl.nemesis.fault import Context, NemesisError, Value
+from kvctl.nemesis.process import NodeFault
+
+SHARES = ("minority", "majority", "all")
+LAZYFS = ["python3", "-m", "kvctl.lazyfs"]
+
+
+def lazyfs_mount(ctx: Context, fault: str) -> str:
+    """Where the nodes' lazy filesystem is mounted; NemesisError if they run on a plain disk."""
+    mount = ctx.spec.extra.get("lazyfs", "")
+    if not mount.startswith("/"):
+        raise NemesisError(
+            f"{fault} needs each node's data on the lazy filesystem, and cluster "
+            f"{ctx.spec.name!r} runs on a plain disk: `kvctl test --nemesis {fault}` starts "
+            "its nodes that way on the docker backend (the containers then get /dev/fuse and "
+            "SYS_ADMIN to mount it); other backends cannot run it yet"
+        )
+    return mount
+
+
+class DiskFault(NodeFault, ABC):
+    """Nodes lose (or damage) their disk through the lazy filesystem, then are SIGKILLed;
+    stop restarts them (NodeFault's stop and heal)."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        super().__init__(ctx, name, "kill", "start", lambda s: not s.running)
+        self.mount = ""
+
+    def check(self) -> None:
+        self.mount = lazyfs_mount(self.ctx, self.name)
+
+    @abstractmethod
+    def targets(self) -> tuple[str, list[str]]:
+        """How the victims were chosen, and who they are."""
+
+    @abstractmethod
+    def disk_command(self, node: str) -> list[str]:
+        """The lazyfs command that takes `node`'s disk."""
+
+    def start(self) -> Value:
+        how, nodes = self.targets()
+        if not nodes:
+            raise NemesisError(f"no node free for {self.name}: other faults hold them all")
+        commands = {node: self.disk_command(node) for node in nodes}
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:  # as close to at once as we can
+            disks = dict(zip(nodes, pool.map(self._run, nodes, commands.values()), strict=True))
+        errors = {node: disk["error"] for node, disk in disks.items() if "error" in disk}
+        for node in nodes:
+            try:
+                self._call("kill", node)
+            except BackendError as exc:
+                errors[node] = f"kill: {exc}"
+            self.ctx.held[node] = self.name
+        self.victims = list(nodes)
+        value: Value = {"targets": how, "nodes": nodes, "disks": disks, "summary": ""}
+        value["summary"] = self.summarize(nodes, disks)
+        if errors:
+            value["errors"] = errors
+            value["summary"] += f" (failed on {', '.join(sorted(errors))})"
+        return value
+
+    @abstractmethod
+    def summarize(self, nodes: list[str], disks: dict[str, Value]) -> str:
+        """One line for people: what the fault did to the nodes' disks."""
+
+    def _run(self, node: str, argv: list[str]) -> Value:
+        """Run a lazyfs command on a node; its JSON answer, or {"error": why}."""
+        try:
+            result = self.ctx.backend.exec(self.ctx.spec, node, argv)
+        except BackendError as exc:
+            return {"error": str(exc)}
+        lines = result.output.strip().splitlines()
+        if result.exit_code != 0 or not lines:
+            return {"error": f"exit {result.exit_code}: {result.output.strip()[-300:]}"}
+        try:
+            answer: Value = json.loads(lines[-1])
+        except ValueError:
+            return {"error": f"unreadable answer: {lines[-1][:300]}"}
+        return answer
+
+
+class Power(DiskFault):
+    """A minority, a majority or every node loses power; unsynced writes are forgotten or, half
+    the time, torn (a random prefix survives)."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx, "power")
+
+    def targets(self) -> tuple[str, list[str]]:
+        free, total = self.ctx.free(), len(self.ctx.nodes)
+        share = self.rng.choice(SHARES)
+        if share == "minority":
+            size = self.rng.randint(1, max(1, (total - 1) // 2))
+        elif share == "majority":
+            size = self.rng.randint(total // 2 + 1, total)
+        else:
+            size = total
+        return share, sorted(self.rng.sample(free, min(size, len(free))))
+
+    def disk_command(self, node: str) -> list[str]:
+        if self.rng.random() < 0.5:
+            return [*LAZYFS, "crash", self.mount]
+        return [*LAZYFS, "crash", "--torn", "--seed", str(self.rng.randrange(1 << 31)), self.mount]
+
+    def summarize(self, nodes: list[str], disks: dict[str, Value]) -> str:
+        lost = sum(d.get("lost_bytes", 0) for d in disks.values())
+        undone = sum(d.get("undone_entries", 0) for d in disks.values())
+        torn = [n for n, d in disks.items() if d.get("torn")]
+        text = f"power cut {','.join(nodes)}: {lost} unsynced bytes and {undone} entries lost"
+        return text + (f", torn on {','.join(torn)}" if torn else "")

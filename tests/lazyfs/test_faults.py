@@ -1,0 +1,154 @@
+"""The power and corrupt faults against a fake backend: what they run on which nodes, in what
+order, how they share nodes with other faults, and what they report."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from kvctl import nemesis
+from kvctl.control.backend import ClusterSpec, ExecResult
+from kvctl.nemesis.corrupt import Corrupt
+from kvctl.nemesis.power import Power
+from kvctl.nemesis.process import kill
+from tests.harness.fakes import FakeBackend, spec_of
+
+MOUNT = "/data/db"
+
+
+@dataclass
+class LazyBackend(FakeBackend):
+    """Answers lazyfs commands as the filesystem would; `refuses` nodes exit when started."""
+
+    argvs: list[tuple[str, list[str]]] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)  # nodes whose lazyfs command fails
+    refuses: set[str] = field(default_factory=set)
+
+    def exec(self, spec: ClusterSpec, node: str, argv: list[str]) -> ExecResult:
+        self.argvs.append((node, argv))
+        if node in self.broken:
+            return ExecResult(1, "error: no lazy filesystem answers")
+        if "crash" in argv:
+            return ExecResult(0, json.dumps({"torn": "--torn" in argv, "lost_bytes": 10,
+                                             "kept_bytes": 0, "undone_entries": 1, "files": 1}))
+        return ExecResult(0, json.dumps({"file": "wal.log", "mode": "flip", "size": 9,
+                                         "offsets": [3]}))
+
+    def start(self, spec: ClusterSpec, node: str) -> None:
+        super().start(spec, node)
+        if node in self.refuses:
+            self.down.add(node)
+
+
+@pytest.fixture
+def listening() -> Iterator[socket.socket]:
+    """A port that accepts connections: the address of every node that starts."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server
+
+
+def context(n: int = 5, lazy: bool = True, seed: int = 1) -> tuple[nemesis.Context, LazyBackend]:
+    spec = spec_of(n)
+    if lazy:
+        spec.extra["lazyfs"] = MOUNT
+    backend = LazyBackend()
+    ctx = nemesis.Context(spec, backend, seed)
+    ctx.leaders = lambda: {0: "n2"}  # type: ignore[method-assign]
+    return ctx, backend
+
+
+def test_disk_faults_are_named_only_and_need_docker() -> None:
+    assert not {"power", "corrupt"} & set(nemesis.parse("all", "docker").names)
+    assert nemesis.needs_lazyfs(nemesis.parse("kill,power", "docker"))
+    assert not nemesis.needs_lazyfs(nemesis.parse("all", "docker"))
+    with pytest.raises(nemesis.NemesisError, match="docker backend only"):
+        nemesis.parse("corrupt", "local")
+
+
+def test_a_cluster_on_a_plain_disk_is_refused_with_the_reason() -> None:
+    ctx, _ = context(lazy=False)
+    with pytest.raises(nemesis.NemesisError, match=r"plain disk.*SYS_ADMIN"):
+        nemesis.build(nemesis.parse("power", "docker"), ctx, lambda f, v: None)
+
+
+def test_power_cuts_the_disk_before_the_kill_and_restarts_on_stop() -> None:
+    ctx, backend = context()
+    power = Power(ctx)
+    power.check()
+    value = power.start()
+    nodes = value["nodes"]
+    assert [node for node, _ in backend.argvs] == nodes
+    assert all(argv[:4] == ["python3", "-m", "kvctl.lazyfs", "crash"] and argv[-1] == MOUNT
+               for _, argv in backend.argvs)
+    assert backend.calls == [("kill", node) for node in nodes]
+    assert {ctx.held[node] for node in nodes} == {"power"}
+    assert f"{10 * len(nodes)} unsynced bytes" in value["summary"]
+    power.stop()
+    assert backend.calls[len(nodes):] == [("start", node) for node in nodes]
+    assert not ctx.held and not backend.down
+
+
+def test_power_hits_a_minority_a_majority_or_every_node() -> None:
+    sizes: dict[str, set[int]] = {}
+    torn = set()
+    for seed in range(60):
+        ctx, backend = context(seed=seed)
+        power = Power(ctx)
+        power.check()
+        value = power.start()
+        sizes.setdefault(value["targets"], set()).add(len(value["nodes"]))
+        torn |= {"--torn" in argv for _, argv in backend.argvs}
+    assert sizes == {"minority": {1, 2}, "majority": {3, 4, 5}, "all": {5}}
+    assert torn == {True, False}
+
+
+def test_power_leaves_nodes_another_fault_holds() -> None:
+    ctx, _ = context(n=3)
+    killer = kill(ctx)
+    killer.start()
+    taken = set(ctx.held)
+    power = Power(ctx)
+    power.check()
+    for _ in range(10):
+        value = power.start()
+        assert not taken & set(value["nodes"])
+        power.stop()
+
+
+def test_a_node_whose_disk_cannot_be_cut_is_still_killed_and_the_error_recorded() -> None:
+    ctx, backend = context(n=1)
+    backend.broken.add("n1")
+    power = Power(ctx)
+    power.check()
+    value = power.start()
+    assert value["errors"]["n1"].startswith("exit 1")
+    assert "failed on n1" in value["summary"]
+    assert ("kill", "n1") in backend.calls
+
+
+def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
+    listening: socket.socket,
+) -> None:
+    ctx, backend = context()
+    host, port = listening.getsockname()
+    for node in ctx.spec.nodes:
+        node.host, node.port = host, port
+    corrupt = Corrupt(ctx)
+    corrupt.check()
+    value = corrupt.start()
+    nodes = value["nodes"]
+    assert 1 <= len(nodes) <= 2
+    for _, argv in backend.argvs:
+        assert argv[3] == "corrupt" and argv[argv.index("--file") + 1] == "wal.log"
+        assert argv[argv.index("--mode") + 1] in ("flip", "truncate")
+    assert "wal.log (1 bits flipped)" in value["summary"]
+    backend.refuses.add(nodes[0])
+    stopped = corrupt.stop()
+    assert stopped["refused"] == [nodes[0]]
+    assert f"refused to start: {nodes[0]}" in stopped["summary"]
