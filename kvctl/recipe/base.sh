@@ -9,7 +9,9 @@
 #
 # The node itself needs python3 with msgpack and click (taken from Debian, so nothing is
 # fetched from PyPI inside the image); iptables, iproute2 (tc) and procps serve the nemesis;
-# openssh-server lets the same image stand in for a real host in the SSH backend's tests.
+# openssh-server lets the same image stand in for a real host in the SSH backend's tests;
+# python3-pyfuse3 and fuse3 run the lazy filesystem (kvctl.lazyfs) under a node's data for the
+# power and corrupt faults.
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
@@ -27,7 +29,7 @@ command -v mmdebstrap >/dev/null || {
 mapfile -t mirrors < <(python3 "$here/aptsources.py" "$release")
 [ "${#mirrors[@]}" -gt 0 ] || exit 2
 
-packages=python3,python3-msgpack,python3-click,iptables,iproute2,procps,openssh-server
+packages=python3,python3-msgpack,python3-click,iptables,iproute2,procps,openssh-server,python3-pyfuse3,fuse3
 
 # merged-usr hook: otherwise apt picks `usrmerge`, which drags perl in (226 MiB instead of 133).
 # Host keys made at build time would be shared by every container: drop them (kvctl-sshd
