@@ -5,7 +5,10 @@ containers NAME-n1.. at fixed addresses (so the host and the nodes reach each ot
 and a restarted node keeps its address), and a volume NAME-n1-data per node that outlives the
 containers: `down` keeps it, `down --purge` removes it. Every object is labelled `kvctl=NAME`,
 which is how `down` finds them and how a name taken by someone else is told from our own.
-Containers get NET_ADMIN (for the nemesis's iptables and tc), never --privileged.
+Containers get NET_ADMIN (for the nemesis's iptables and tc), never --privileged. A cluster
+whose spec asks for the lazy filesystem (extra["lazyfs"], for the power and corrupt faults)
+also gets /dev/fuse and SYS_ADMIN, which mounting it takes; `up` sets extra["lazyfs"] to the
+mount point, the node's data directory.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from docker.client import DockerClient, from_env
 from docker.errors import APIError, DockerException, NotFound
@@ -46,6 +50,7 @@ CONFIG_LABEL = "kvctl.config"  # digest of what a container was created with
 SUBNET_LABEL = "kvctl.subnet"  # on volumes: the subnet to come back to after `down`
 HOME_LABEL = "kvctl.home"  # on the network: the $KVCTL_HOME whose cluster it is
 DATA_DIR = "/data"
+LAZY_DISK = "/disk"  # where the volume goes when the lazy filesystem serves DATA_DIR/db
 SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
 FIRST_HOST = 11  # n1 is x.x.x.11: low addresses stay free for the gateway
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -134,6 +139,8 @@ class DockerBackend:
             nodes=nodes,
             extra={**spec.extra, "image": image, "network": network.name},
         )
+        if spec.extra.get("lazyfs"):
+            spec.extra["lazyfs"] = f"{DATA_DIR}/db"
         return spec, str(subnet)
 
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:
@@ -234,7 +241,8 @@ class DockerBackend:
         volume = self._volume(spec, node, subnet)
         argv = spec.node_argv(node, f"{DATA_DIR}/db")
         # The image tag is itself a digest of the code, so equal configs run equal nodes.
-        config = repr((spec.extra["image"], argv, node.host, spec.name))
+        lazy = ("lazyfs",) if spec.extra.get("lazyfs") else ()
+        config = repr((spec.extra["image"], argv, node.host, spec.name, *lazy))
         config = hashlib.sha256(config.encode()).hexdigest()
         name = container_name(spec, node.name)
         try:
@@ -254,17 +262,15 @@ class DockerBackend:
         try:  # create, not run: run would try to pull a missing image from a registry
             self.client.containers.create(
                 spec.extra["image"],
-                ["kvctl-node", *argv],
                 name=name,
                 hostname=node.name,
                 init=True,
-                cap_add=["NET_ADMIN"],
                 labels={CLUSTER_LABEL: spec.name, NODE_LABEL: node.name, CONFIG_LABEL: config},
-                volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
                 network=network,
                 networking_config={
                     network: self.client.api.create_endpoint_config(ipv4_address=node.host)
                 },
+                **node_process(argv, volume, bool(lazy)),
             ).start()
         except APIError as err:
             raise BackendError(f"cannot start container {name}: {err.explanation}") from err
@@ -397,6 +403,27 @@ class DockerBackend:
             stream.close()
         if pending:
             yield pending.decode(errors="replace")
+
+
+def node_process(argv: list[str], volume: str, lazy: bool) -> dict[str, Any]:
+    """What a node's container runs, with which capabilities, devices and mounts. On the lazy
+    filesystem (kvctl.lazyfs) the volume holds its backing directory and the node's data
+    directory is the FUSE mount over it, which takes /dev/fuse and SYS_ADMIN (mount(2));
+    otherwise NET_ADMIN alone."""
+    if not lazy:
+        return {
+            "command": ["kvctl-node", *argv],
+            "cap_add": ["NET_ADMIN"],
+            "volumes": {volume: {"bind": DATA_DIR, "mode": "rw"}},
+        }
+    lazyfs = ["python3", "-m", "kvctl.lazyfs", "run", f"{LAZY_DISK}/db", f"{DATA_DIR}/db", "--"]
+    return {
+        "command": [*lazyfs, "kvctl-node", *argv],
+        "cap_add": ["NET_ADMIN", "SYS_ADMIN"],
+        "devices": ["/dev/fuse:/dev/fuse:rwm"],
+        "environment": {"KVCTL_LOG": f"{LAZY_DISK}/node.log"},  # beside the data, not in it
+        "volumes": {volume: {"bind": LAZY_DISK, "mode": "rw"}},
+    }
 
 
 def container_name(spec: ClusterSpec, node: str) -> str:

@@ -74,7 +74,9 @@ def test_disk_faults_are_named_only_and_need_docker() -> None:
 def test_a_cluster_on_a_plain_disk_is_refused_with_the_reason() -> None:
     ctx, _ = context(lazy=False)
     with pytest.raises(nemesis.NemesisError, match=r"plain disk.*SYS_ADMIN"):
-        nemesis.build(nemesis.parse("power", "docker"), ctx, lambda f, v: None)
+        Power(ctx).check()
+    with pytest.raises(nemesis.NemesisError, match="plain disk"):
+        Corrupt(ctx).check()
 
 
 def test_power_cuts_the_disk_before_the_kill_and_restarts_on_stop() -> None:
@@ -152,3 +154,17 @@ def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
     stopped = corrupt.stop()
     assert stopped["refused"] == [nodes[0]]
     assert f"refused to start: {nodes[0]}" in stopped["summary"]
+
+
+def test_only_a_lazy_node_container_gets_fuse_and_sys_admin() -> None:
+    from kvctl.control.docker import node_process
+
+    plain = node_process(["node", "--name", "n1"], "vol", lazy=False)
+    assert plain["cap_add"] == ["NET_ADMIN"] and "devices" not in plain
+    assert plain["command"] == ["kvctl-node", "node", "--name", "n1"]
+    lazy = node_process(["node", "--name", "n1"], "vol", lazy=True)
+    assert set(lazy["cap_add"]) == {"NET_ADMIN", "SYS_ADMIN"}
+    assert lazy["devices"] == ["/dev/fuse:/dev/fuse:rwm"]
+    assert lazy["command"][:4] == ["python3", "-m", "kvctl.lazyfs", "run"]
+    assert lazy["command"][-4:] == ["--", "kvctl-node", "node", "--name", "n1"][-4:]
+    assert lazy["volumes"] == {"vol": {"bind": "/disk", "mode": "rw"}}
