@@ -1,26 +1,46 @@
 """A slow, obviously correct linearizability check for small register histories (tests only).
 
-It tries every order of the operations that respects real time, dropping or keeping each
-operation whose outcome is unknown, and runs the register by hand. Nothing is shared with the
-checker but the Op type.
+Written from the definition, sharing nothing with the checker: a history is linearizable if
+some order of its operations (those with unknown outcome may be left out) respects real time
+(an operation that completed before another was invoked comes first) and, run one by one on a
+register that starts as `initial`, gives every client what it saw. It tries every such order
+(with a memo of (operations placed, register value), which never changes the answer).
+
+Operations are anything with `f`, `value`, `result` and `status` (ok, fail or info, as in
+`kvctl.history`); real time is a `precedes(a, b)` relation given by the caller, from what it
+knows to be true, never from kvctl's reading of a file. Values compare by JSON identity
+(`true` is not `1`, an object is not a list of pairs, `1.0` is `1`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import cache
 from typing import Any
 
-from kvctl.history import Op
+Precedes = Callable[[Any, Any], bool]
 
 
-def effect(state: Any, op: Op) -> tuple[bool, Any]:
+def json_identity(value: Any) -> Hashable:
+    """A value tagged with its JSON type, so that equal means equal in JSON."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, list | tuple):
+        return ("array", tuple(json_identity(v) for v in value))
+    if isinstance(value, dict):
+        return ("object", frozenset((k, json_identity(v)) for k, v in value.items()))
+    return ("other", value)  # strings, null, and values kvctl already froze
+
+
+def effect(state: Hashable, op: Any) -> tuple[bool, Hashable]:
     """The register by hand: may `op` happen in `state`, and what is the state after?"""
     if op.f == "read":
-        return (op.status != "ok" or op.result == state), state
+        return (op.status != "ok" or json_identity(op.result) == state), state
     if op.f == "write":
-        return True, (state if op.status == "fail" else op.value)
-    old, new = op.value
+        return True, json_identity(op.value)
+    old, new = (json_identity(v) for v in op.value)
     if op.status == "ok":
         return state == old, new
     if op.status == "fail":
@@ -28,25 +48,32 @@ def effect(state: Any, op: Op) -> tuple[bool, Any]:
     return True, (new if state == old else state)
 
 
-def linearizable(ops: Sequence[Op], initial: Any = None) -> bool:
-    """Exhaustive search over orders (fine for up to about eight operations)."""
-    todo = [op for op in ops if not (op.status == "fail" and op.f != "cas")]
-    n = len(todo)
-    inf = float("inf")
-    ret = [inf if op.ret is None else op.ret for op in todo]
+def ranked(a: Any, b: Any) -> bool:
+    """Real time for kvctl's own Ops: a returned before b was invoked (ranks of one order)."""
+    return a.ret is not None and a.ret < b.call
+
+
+def linearizable(ops: Sequence[Any], initial: Any = None, precedes: Precedes = ranked) -> bool:
+    """Whether some order of `ops` that respects `precedes` is legal for one register."""
+    happened = [op for op in ops if not (op.status == "fail" and op.f != "cas")]
+    n = len(happened)
+    must_follow = [
+        sum(1 << j for j in range(n) if j != i and precedes(happened[j], happened[i]))
+        for i in range(n)
+    ]
+    unknown = [op.status == "info" for op in happened]
 
     @cache
-    def go(done: int, state: Any) -> bool:
+    def place(done: int, state: Hashable) -> bool:
         left = [i for i in range(n) if not done >> i & 1]
-        if all(todo[i].ret is None for i in left):
-            return True
-        first_return = min(ret[i] for i in left)
+        if all(unknown[i] for i in left):
+            return True  # the rest never took effect
         for i in left:
-            if todo[i].call > first_return:
+            if must_follow[i] & ~done:
                 continue
-            legal, after = effect(state, todo[i])
-            if legal and go(done | 1 << i, after):
+            legal, after = effect(state, happened[i])
+            if legal and place(done | 1 << i, after):
                 return True
         return False
 
-    return go(0, initial)
+    return place(0, json_identity(initial))

@@ -1,4 +1,5 @@
-"""The reference corpus as a fixture: missing in CI is a failure, elsewhere a skip."""
+"""Fixtures: the reference corpus (missing in CI is a failure, elsewhere a skip), and a
+scratch history file for property tests."""
 
 from __future__ import annotations
 
@@ -18,3 +19,9 @@ def corpus() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return CORPUS
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file that property tests write each generated history to, for `kvctl check`."""
+    return tmp_path_factory.mktemp("property") / "history.jsonl"
