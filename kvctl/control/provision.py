@@ -7,6 +7,7 @@ cluster `kvctl up` started, and `kvctl status` sees the one a test started.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from kvctl.control import get_backend
 from kvctl.control.backend import BackendError, ClusterSpec, load_spec, save_spec
@@ -21,11 +22,14 @@ def provision(
     say: Callable[[str], None],
     nodes: int | None = None,
     read_mode: str | None = None,
+    lazyfs: bool | None = None,
 ) -> tuple[ClusterSpec, bool]:
     """Start the saved cluster (or `new()` when there is none); True if it is a new one.
 
     `backend`, `nodes` and `read_mode`, when given, must match a saved cluster: changing
-    them under a running cluster is `kvctl down --purge` and a new `kvctl up`.
+    them under a running cluster is `kvctl down --purge` and a new `kvctl up`. `lazyfs` puts
+    the nodes' data on the lazy filesystem (True, for the power and corrupt faults) or on a
+    plain disk (False), restarting the nodes whose disk changes; None keeps what they have.
     """
     spec = load_spec()
     created = spec is None
@@ -40,6 +44,9 @@ def provision(
                     f"this directory's cluster {spec.name!r} has {what} {actual[what]}, not "
                     f"{value}: `kvctl down --purge` it first (or set $KVCTL_HOME elsewhere)"
                 )
+    if lazyfs is not None:
+        extra = {k: v for k, v in spec.extra.items() if k != "lazyfs"}
+        spec = replace(spec, extra={**extra, "lazyfs": "on"} if lazyfs else extra)
     say(f"starting {len(spec.nodes)} nodes on the {spec.backend} backend ...")
     spec = get_backend(spec.backend).up(spec)
     save_spec(spec)
