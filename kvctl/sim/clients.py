@@ -122,7 +122,7 @@ class SimClients:
         req, status, value, leader = response
         process = self._req_owner.get(req)
         op = self._ops.get(process) if process is not None else None
-        if op is None or req not in op.attempts:
+        if process is None or op is None or req not in op.attempts:
             return
         op.unanswered.discard(req)
         if leader:

@@ -7,9 +7,10 @@ chained case (a line: the middle node reaches both ends, the ends not each other
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import pairwise, permutations
 
-from kvctl.sim.world import World
+from kvctl.sim.world import DiskConditions, World
 
 ADMIN_CLIENT = 1  # the operator's client id; workload clients draw 62-bit random ids
 
@@ -35,7 +36,8 @@ def chain(nodes: list[str]) -> set[tuple[str, str]]:
 
 
 class Nemesis:
-    """Every `period` ms: change the partition, crash or restart a node, or change loss."""
+    """Every `period` ms or so: change the partition, loss or delays, crash, cut power to or
+    restart nodes, slow a disk down, or reconfigure a group (`ACTIONS`)."""
 
     def __init__(self, world: World, proposed: set[tuple[int, int]], period_ms: int = 250) -> None:
         self.world = world
@@ -75,74 +77,137 @@ class Nemesis:
         return f"group {group} config {config.id} {list(config.members)} -> {members}"
 
     def heal(self) -> None:
-        """End of the fault phase: a clean network and every node up."""
+        """End of the fault phase: a clean network, healthy disks and every node up."""
         self.active = False
         net = self.world.net
         net.blocked = set()
-        net.loss = net.duplicate = 0.0
+        net.loss = net.duplicate = net.long_tail = 0.0
         for node in self.world.nodes.values():
+            node.disk = DiskConditions()
+            node.cut_in_next_fsync = None
             if not node.up:
                 node.start()
-        self.world.log("heal: all links up, all nodes running, no loss")
+        self.world.log("heal: all links up, healthy disks, all nodes running, no loss")
 
     def _step(self) -> None:
         if not self.active:
             return
         rng = self.world.rng
-        nodes = list(self.world.nodes_all)
-        net = self.world.net
-        action = rng.choice(
-            [
-                "reconfigure",
-                "split",
-                "isolate",
-                "quorum-loss",
-                "constrained",
-                "chain",
-                "heal-net",
-                "crash",
-                "restart",
-                "loss",
-                "crash",
-            ]
-        )
-        if action == "split":
-            side = rng.sample(nodes, rng.randint(1, len(nodes) // 2))
-            net.blocked = split(nodes, side)
-            detail = f"minority {side}"
-        elif action == "isolate":
-            victim = rng.choice(nodes)
-            net.blocked = split(nodes, [victim])
-            detail = victim
-        elif action in ("quorum-loss", "constrained"):
-            hub = rng.choice(nodes)
-            others = [n for n in nodes if n != hub]
-            isolated = [rng.choice(others)] if action == "constrained" else []
-            net.blocked = star(nodes, hub, isolated)
-            detail = f"hub {hub}, isolated {isolated}"
-        elif action == "chain":
-            order = rng.sample(nodes, len(nodes))
-            net.blocked = chain(order)
-            detail = "-".join(order)
-        elif action == "heal-net":
-            net.blocked = set()
-            detail = ""
-        elif action == "crash":
-            up = [n for n in nodes if self.world.nodes[n].up]
-            victim = rng.choice(up) if up else None
-            if victim:
-                self.world.nodes[victim].power_cut(torn=rng.random() < 0.5)
-            detail = str(victim)
-        elif action == "restart":
-            down = [n for n in nodes if not self.world.nodes[n].up]
-            for name in down:
-                self.world.nodes[name].start()
-            detail = ",".join(down)
-        elif action == "reconfigure":
-            detail = self._reconfigure()
-        else:
-            net.loss = rng.choice([0.0, 0.05, 0.2])
-            net.duplicate = rng.choice([0.0, 0.05])
-            detail = f"loss {net.loss}, duplicate {net.duplicate}"
+        action = rng.choices(list(ACTIONS), [weight for weight, _ in ACTIONS.values()])[0]
+        detail = ACTIONS[action][1](self)
         self.world.log(f"nemesis {action} {detail}")
         self.world.after(rng.randint(self.period_ms // 2, self.period_ms * 2), self._step)
+
+    # -- the network ------------------------------------------------------------------------
+
+    def _split(self) -> str:
+        nodes = self.world.nodes_all
+        side = self.world.rng.sample(nodes, self.world.rng.randint(1, len(nodes) // 2))
+        self.world.net.blocked = split(nodes, side)
+        return f"minority {side}"
+
+    def _isolate(self) -> str:
+        victim = self.world.rng.choice(self.world.nodes_all)
+        self.world.net.blocked = split(self.world.nodes_all, [victim])
+        return victim
+
+    def _quorum_loss(self, isolate_one: bool = False) -> str:
+        rng, nodes = self.world.rng, self.world.nodes_all
+        hub = rng.choice(nodes)
+        isolated = [rng.choice([n for n in nodes if n != hub])] if isolate_one else []
+        self.world.net.blocked = star(nodes, hub, isolated)
+        return f"hub {hub}, isolated {isolated}"
+
+    def _constrained(self) -> str:
+        return self._quorum_loss(isolate_one=True)
+
+    def _chain(self) -> str:
+        order = self.world.rng.sample(self.world.nodes_all, len(self.world.nodes_all))
+        self.world.net.blocked = chain(order)
+        return "-".join(order)
+
+    def _heal_net(self) -> str:
+        self.world.net.blocked = set()
+        return ""
+
+    def _loss(self) -> str:
+        """Loss, duplication, and a long tail of delays that outlive restarts."""
+        rng, net = self.world.rng, self.world.net
+        net.loss = rng.choice([0.0, 0.05, 0.2])
+        net.duplicate = rng.choice([0.0, 0.05])
+        net.long_tail = rng.choice([0.0, 0.0, 0.005, 0.03])
+        return f"loss {net.loss}, duplicate {net.duplicate}, long delays {net.long_tail}"
+
+    # -- nodes and disks --------------------------------------------------------------------
+
+    def _up(self) -> list[str]:
+        return [n for n in self.world.nodes_all if self.world.nodes[n].up]
+
+    def _crash(self) -> str:
+        """The process dies; the page cache keeps what it wrote."""
+        up = self._up()
+        victim = self.world.rng.choice(up) if up else None
+        if victim:
+            self.world.nodes[victim].crash()
+        return str(victim)
+
+    def _power_cut(self) -> str:
+        """One machine loses power: unsynced writes are lost, or torn half the time."""
+        up = self._up()
+        victim = self.world.rng.choice(up) if up else None
+        if victim:
+            torn = self.world.rng.random() < 0.5
+            self.world.nodes[victim].power_cut(torn)
+            return f"{victim} torn {torn}"
+        return "no node up"
+
+    def _power_cut_all(self) -> str:
+        """Every machine loses power at once (a rack, a data centre)."""
+        up = self._up()
+        for name in up:
+            self.world.nodes[name].power_cut(torn=self.world.rng.random() < 0.5)
+        if up:
+            self.world.counts.cluster_power_cuts += 1
+        return ",".join(up)
+
+    def _cut_in_fsync(self) -> str:
+        """Arm a node to lose power right after its next batch that sent messages before
+        its fsync returned: the others heard of writes it will not have."""
+        victim = self.world.rng.choice(self.world.nodes_all)
+        self.world.nodes[victim].cut_in_next_fsync = self.world.rng.random() < 0.5
+        return victim
+
+    def _restart(self) -> str:
+        down = [n for n in self.world.nodes_all if not self.world.nodes[n].up]
+        for name in down:
+            self.world.nodes[name].start()
+        return ",".join(down)
+
+    def _slow_disk(self) -> str:
+        """One node's fsyncs become healthy again, slow (tens of ms) or prone to stalls."""
+        rng = self.world.rng
+        victim = rng.choice(self.world.nodes_all)
+        disk = rng.choice(
+            [DiskConditions(), DiskConditions(5, 60), DiskConditions(0, 2, stall=0.05)]
+        )
+        self.world.nodes[victim].disk = disk
+        return f"{victim} {disk}"
+
+
+# Each action of the nemesis: how often it is picked (a relative weight), and what it does.
+ACTIONS: dict[str, tuple[int, Callable[[Nemesis], str]]] = {
+    "reconfigure": (3, Nemesis._reconfigure),
+    "split": (2, Nemesis._split),
+    "isolate": (2, Nemesis._isolate),
+    "quorum-loss": (2, Nemesis._quorum_loss),
+    "constrained": (2, Nemesis._constrained),
+    "chain": (2, Nemesis._chain),
+    "heal-net": (2, Nemesis._heal_net),
+    "loss": (2, Nemesis._loss),
+    "crash": (2, Nemesis._crash),
+    "power-cut": (3, Nemesis._power_cut),
+    "power-cut-all": (1, Nemesis._power_cut_all),
+    "cut-in-fsync": (2, Nemesis._cut_in_fsync),
+    "restart": (3, Nemesis._restart),
+    "slow-disk": (2, Nemesis._slow_disk),
+}

@@ -20,6 +20,7 @@ from kvctl.history import History
 from kvctl.node.core import NodeReady
 from kvctl.node.durable import Instance
 from kvctl.node.messages import Snapshot, as_command
+from kvctl.node.replica import Timing
 from kvctl.node.wire import pack
 from kvctl.sim.clients import SimClients
 from kvctl.sim.faults import Nemesis
@@ -28,6 +29,9 @@ from kvctl.sim.world import World
 CHECK_BUDGET_S = 20.0
 FAULT_MS = 3000
 HEAL_MS = 4000
+# The compaction threshold is drawn log-uniformly between these, so that most seeds compact
+# and send snapshots, some many times a second.
+COMPACT_MIN, COMPACT_MAX = 4, 400
 
 
 @dataclass
@@ -39,7 +43,7 @@ class SimResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     ops_ok: int = 0
     ops_info: int = 0
-    reconfigurations: int = 0  # configurations that took effect, over all groups
+    counts: dict[str, int] = field(default_factory=dict)  # the paths taken: see world.Counts
 
     @property
     def ok(self) -> bool:
@@ -127,10 +131,22 @@ def run_seed(
     size = size or rng.choice([3, 3, 4, 5])
     replication = replication or rng.choice([3, size])
     groups = groups or rng.choice([1, 2, size])
+    compact_entries = round(COMPACT_MIN * (COMPACT_MAX / COMPACT_MIN) ** rng.random())
+    timing = Timing(heartbeat_ticks=5, resend_ticks=10, compact_entries=compact_entries)
     nodes = [f"n{i}" for i in range(1, size + 1)]
     spares = (f"n{size + 1}",)
-    world = World(rng.getrandbits(32), nodes, spares=spares, groups=groups, replication=replication)
-    config = f"{size} nodes and a spare, {groups} groups, replication {replication}"
+    world = World(
+        rng.getrandbits(32),
+        nodes,
+        spares=spares,
+        groups=groups,
+        replication=replication,
+        timing=timing,
+    )
+    config = (
+        f"{size} nodes and a spare, {groups} groups, replication {replication}, "
+        f"compaction every {compact_entries} entries"
+    )
     clients = SimClients(world, count=rng.randint(2, 6), keys=[f"k{i}" for i in range(3)])
     nemesis = Nemesis(world, clients.proposed)
     monitor = _SafetyMonitor(world, clients)
@@ -154,10 +170,7 @@ def run_seed(
             result.violations.append(f"linearizability ({verdict.valid}): {verdict.explanation}")
     result.ops_ok = sum(1 for e in clients.history if e["type"] == "ok")
     result.ops_info = sum(1 for e in clients.history if e["type"] == "info")
-    result.reconfigurations = sum(
-        max(n.core.configs[g].id for n in world.nodes.values() if n.core)
-        for g in range(world.placement.groups)
-    )
+    result.counts = world.counts.as_dict()
     result.trace = list(world.trace)
     return result
 

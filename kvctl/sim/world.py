@@ -1,7 +1,15 @@
 """The simulated world: a virtual clock, a lossy network and disks that lose unsynced writes.
 
-A node's ready batch becomes durable only when its simulated fsync completes; its messages
-and responses leave at that moment, as in the real server. A crash before then loses both.
+A node writes each ready batch at once and fsyncs it as a group commit: one fsync at a time,
+covering every batch written before it started; batches that arrive meanwhile wait for the
+next one. Messages that vouch for a batch (AFTER_FSYNC) and client responses leave only when
+its fsync returns, as in the real server; a crash before then loses them. Everything else
+leaves at once, so a crash can land after a node told others about a write it never made
+durable.
+
+`counts` records how often each path was taken (crashes, power cuts, torn writes, slow
+fsyncs, long delays, messages that outlived a restart), so a range of seeds shows what it
+exercised.
 """
 
 from __future__ import annotations
@@ -10,17 +18,47 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kvctl.node.core import NodeCore, NodeReady
-from kvctl.node.durable import needs_fsync
-from kvctl.node.messages import AFTER_FSYNC, ClientForward, ClientForwardReply
+from kvctl.node.durable import Instance, needs_fsync
+from kvctl.node.messages import AFTER_FSYNC, ClientForward, ClientForwardReply, is_stopsign
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
 from kvctl.node.storage import decode_log, encode_batch
 
 TICK_MS = 10
+SLOW_FSYNC_MS = 10
+LONG_DELAY_MS = (100, 1500)  # a message held back (a retransmission, a slow path)
+STALL_MS = (100, 500)  # an fsync stuck behind a busy device
+
+
+@dataclass
+class Counts:
+    """How often each fault path was taken in one run (or, summed, in many)."""
+
+    compactions: int = 0
+    snapshot_installs: int = 0
+    reconfigurations: int = 0  # configurations ended by a decided StopSign
+    process_crashes: int = 0  # the page cache survives
+    node_power_cuts: int = 0  # unsynced bytes lost, every node of a cluster cut counted
+    cluster_power_cuts: int = 0  # every node at once
+    torn_writes: int = 0  # a power cut kept a strict, non-empty prefix of the unsynced bytes
+    crashes_in_fsync: int = 0  # while an fsync was pending, after messages that did not wait
+    restarts: int = 0
+    slow_fsyncs: int = 0  # at least SLOW_FSYNC_MS
+    stalled_fsyncs: int = 0  # at least STALL_MS[0]
+    long_delays: int = 0  # messages held at least LONG_DELAY_MS[0]
+    stale_deliveries: int = 0  # delivered after its sender or receiver restarted
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def total(counts: list[dict[str, int]]) -> dict[str, int]:
+    """The sum of several runs' counts, key by key, in the order of `Counts`."""
+    return {name: sum(c.get(name, 0) for c in counts) for name in Counts().as_dict()}
 
 
 @dataclass
@@ -29,10 +67,30 @@ class NetworkConditions:
     duplicate: float = 0.0
     min_delay_ms: int = 1
     max_delay_ms: int = 8
+    long_tail: float = 0.0  # the chance that a message is held LONG_DELAY_MS
     blocked: set[tuple[str, str]] = field(default_factory=set)  # (src, dst) links cut
 
     def cut(self, src: str, dst: str) -> bool:
         return (src, dst) in self.blocked
+
+
+@dataclass
+class DiskConditions:
+    """How long one fsync takes on a node: a few ms when healthy, tens when slow, and with
+    chance `stall` hundreds (an fsync stuck behind a busy device)."""
+
+    min_ms: int = 0
+    max_ms: int = 2
+    stall: float = 0.0
+
+    def fsync_ms(self, rng: random.Random) -> int:
+        if rng.random() < self.stall:
+            return rng.randint(*STALL_MS)
+        return rng.randint(self.min_ms, self.max_ms)
+
+
+# A batch waiting for its fsync: the ready batch and its messages that wait for the fsync.
+_Waiting = tuple[NodeReady, list[tuple[str, Any, Any]]]
 
 
 class SimNode:
@@ -48,19 +106,29 @@ class SimNode:
         self.name = name
         self.durable = bytearray()
         self.cache = bytearray()
+        self.disk = DiskConditions()
         self.core: NodeCore | None = None
         self.incarnation = 0
-        self.fsync_done_at = 0
+        self.cut_in_next_fsync: bool | None = None  # armed by the nemesis: torn or not
+        self._syncing = False  # an fsync is in flight
+        self._next_group: list[_Waiting] = []  # batches for the fsync after it
+        self._sent_early = False  # messages left while an fsync was pending
         self.start()
 
     @property
     def up(self) -> bool:
         return self.core is not None
 
+    @property
+    def fsync_pending(self) -> bool:
+        return self._syncing or bool(self._next_group)
+
     def start(self) -> None:
         data = bytes(self.durable + self.cache)
         states, intact = decode_log(data, f"{self.name}/wal.log")
         self.durable, self.cache = bytearray(data[:intact]), bytearray()
+        if self.incarnation:
+            self.world.counts.restarts += 1
         self.incarnation += 1
         self.core = NodeCore(
             self.name,
@@ -75,15 +143,28 @@ class SimNode:
     def crash(self) -> None:
         """The process dies: what it wrote stays in the page cache; replies not yet sent
         (they wait for an fsync) are lost."""
-        self.core = None
-        self.incarnation += 1
+        self.world.counts.process_crashes += 1
+        self._stop()
 
     def power_cut(self, torn: bool = False) -> None:
         """The machine loses power: unsynced bytes are gone, or a prefix of them survives."""
-        self.crash()
+        self.world.counts.node_power_cuts += 1
+        self._stop()
         keep = self.world.rng.randint(0, len(self.cache)) if torn else 0
+        if 0 < keep < len(self.cache):
+            self.world.counts.torn_writes += 1
         self.durable += self.cache[:keep]
         self.cache = bytearray()
+
+    def _stop(self) -> None:
+        if self.core is None:
+            return
+        if self.fsync_pending and self._sent_early:
+            self.world.counts.crashes_in_fsync += 1
+            self.world.log(f"{self.name} stops with an fsync pending")
+        self.core = None
+        self.incarnation += 1
+        self._syncing, self._next_group, self._sent_early = False, [], False
 
     def _tick(self, incarnation: int) -> None:
         if incarnation != self.incarnation or self.core is None:
@@ -94,41 +175,70 @@ class SimNode:
 
     def flush(self) -> None:
         """Take the core's ready batch and write it at once. Messages that vouch for
-        nothing leave now; the rest leave when the simulated fsync completes."""
+        nothing leave now; the rest leave when the fsync covering the batch returns."""
         if self.core is None:
             return
         ready = self.core.take_ready()
         self.world.on_ready(self.name, self.incarnation, ready)
-        later = []
-        for dst, group, msg in ready.messages:
-            if isinstance(msg, AFTER_FSYNC):
-                later.append((dst, group, msg))
-            else:
-                self.world.send(self.name, dst, (group, msg))
+        self.world.count_ready(ready)
+        later = [m for m in ready.messages if isinstance(m[2], AFTER_FSYNC)]
+        early = [m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)]
+        for dst, instance, msg in early:
+            self.world.send(self.name, dst, (instance, msg))
         if ready.persist:
             self.cache += encode_batch(ready.persist)
         if not (ready.persist or later or ready.responses):
             return
         sync = any(needs_fsync(op) for _, op in ready.persist)
-        start = max(self.world.now, self.fsync_done_at)
-        self.fsync_done_at = start + (self.world.rng.randint(0, 2) if sync else 0)
-        upto = len(self.durable) + len(self.cache) if sync else 0
-        self.world.at(self.fsync_done_at, self._synced, self.incarnation, ready, later, upto)
+        if sync and early and self.cut_in_next_fsync is not None:
+            self.world.at(self.world.now, self._armed_cut, self.incarnation)
+        self._sent_early |= bool(early) and (sync or self._syncing)
+        self._next_group.append((ready, later))
+        if not self._syncing:
+            self._start_fsync()
 
-    def _synced(self, incarnation: int, ready: NodeReady, later: list[Any], upto: int) -> None:
-        """The fsync returned: the log is durable up to byte `upto`."""
-        if incarnation != self.incarnation:
+    def _armed_cut(self, incarnation: int) -> None:
+        if incarnation != self.incarnation or self.cut_in_next_fsync is None:
+            return
+        torn, self.cut_in_next_fsync = self.cut_in_next_fsync, None
+        self.world.log(f"{self.name} loses power while its fsync is pending (torn {torn})")
+        self.power_cut(torn)
+
+    def _start_fsync(self) -> None:
+        """One fsync for every batch written so far that waits for one; batches that need
+        none (a decided index alone) complete at once, after those before them."""
+        group, self._next_group = self._next_group, []
+        sync = any(needs_fsync(op) for ready, _ in group for _, op in ready.persist)
+        delay = self.disk.fsync_ms(self.world.rng) if sync else 0
+        if delay >= SLOW_FSYNC_MS:
+            self.world.counts.slow_fsyncs += 1
+        if delay >= STALL_MS[0]:
+            self.world.counts.stalled_fsyncs += 1
+        upto = len(self.durable) + len(self.cache) if sync else 0
+        self._syncing = True
+        self.world.after(delay, self._synced, self.incarnation, group, upto)
+
+    def _synced(self, incarnation: int, group: list[_Waiting], upto: int) -> None:
+        """The fsync returned: the log is durable up to byte `upto`, and what waited for it
+        leaves. Then the next fsync starts, if batches wait for one."""
+        if incarnation != self.incarnation or self.core is None:
             return  # crashed before the fsync completed: its replies are lost
         moved = max(0, upto - len(self.durable))
         self.durable += self.cache[:moved]
         del self.cache[:moved]
-        if self.core is not None and ready.written:
-            self.core.persisted(ready.written)
-            self.flush()
-        for dst, group, msg in later:
-            self.world.send(self.name, dst, (group, msg))
-        for conn, response in ready.responses:
-            self.world.respond(self.name, conn, response)
+        self._syncing = False
+        for ready, later in group:
+            for dst, instance, msg in later:
+                self.world.send(self.name, dst, (instance, msg))
+            for conn, response in ready.responses:
+                self.world.respond(self.name, conn, response)
+            if ready.written:
+                self.core.persisted(ready.written)
+        if self._next_group:
+            self._start_fsync()
+        else:
+            self._sent_early = False
+        self.flush()  # a leader may now count itself toward a majority
 
 
 class World:
@@ -149,6 +259,8 @@ class World:
         self.timing = timing or Timing(heartbeat_ticks=5, resend_ticks=10, compact_entries=300)
         self.read_mode = read_mode
         self.net = NetworkConditions()
+        self.counts = Counts()
+        self._reconfigured: set[Instance] = set()
         self.trace: deque[str] = deque(maxlen=60)
         self._events: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
@@ -177,12 +289,24 @@ class World:
     def log(self, line: str) -> None:
         self.trace.append(f"{self.now:>7} ms  {line}")
 
+    def count_ready(self, ready: NodeReady) -> None:
+        """Count the paths a ready batch shows: compactions, installs, ended configurations."""
+        self.counts.compactions += len(ready.compacted)
+        self.counts.snapshot_installs += len(ready.installed)
+        for instance, _, entry in ready.applied:
+            if is_stopsign(entry) and instance not in self._reconfigured:
+                self._reconfigured.add(instance)
+                self.counts.reconfigurations += 1
+
     # -- the network ------------------------------------------------------------------------
 
     def _delay(self) -> int:
+        if self.rng.random() < self.net.long_tail:
+            self.counts.long_delays += 1
+            return self.rng.randint(*LONG_DELAY_MS)
         return self.rng.randint(self.net.min_delay_ms, self.net.max_delay_ms)
 
-    def send(self, src: str, dst: str, payload: tuple[int, Any]) -> None:
+    def send(self, src: str, dst: str, payload: tuple[Any, Any]) -> None:
         if self.net.cut(src, dst) or self.rng.random() < self.net.loss:
             return
         copies = 2 if self.rng.random() < self.net.duplicate else 1
@@ -190,13 +314,18 @@ class World:
             # Relaying a client's request rides on TCP, which never duplicates: a copy could
             # be refused ("fail") after the original was proposed. Loss stays possible.
             copies = 1
+        lives = (self.nodes[src].incarnation, self.nodes[dst].incarnation)
         for _ in range(copies):
-            self.after(self._delay(), self._deliver, src, dst, payload)
+            self.after(self._delay(), self._deliver, src, dst, payload, lives)
 
-    def _deliver(self, src: str, dst: str, payload: tuple[int, Any]) -> None:
+    def _deliver(
+        self, src: str, dst: str, payload: tuple[Any, Any], lives: tuple[int, int]
+    ) -> None:
         node = self.nodes[dst]
         if node.core is None:
             return
+        if lives != (self.nodes[src].incarnation, node.incarnation):
+            self.counts.stale_deliveries += 1
         group, msg = payload
         node.core.peer_message(src, group, msg)
         node.flush()
