@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvctl.node import errors
-from kvctl.node.durable import DurableState, PersistOp
+from kvctl.node.durable import (
+    DurableState,
+    InstallSnapshot,
+    PersistOp,
+    SetDecided,
+    SetMembers,
+)
 from kvctl.node.errors import ErrorCode
 from kvctl.node.messages import (
     STOPSIGN,
@@ -173,9 +179,9 @@ class NodeCore:
             elif isinstance(msg, StateRequest):
                 self._share_state(src, msg)
             elif isinstance(msg, StateReply):
-                config = self._awaiting.get((msg.group, msg.config_id))
-                if config is not None:
-                    self._learn(msg.group, config, (), msg.snapshot)
+                awaited = self._awaiting.get((msg.group, msg.config_id))
+                if awaited is not None:
+                    self._learn(msg.group, awaited, (), msg.snapshot)
             return
         instance = tuple(group)
         replica = self.replicas.get(instance)
@@ -300,15 +306,15 @@ class NodeCore:
             # two empty members would be a majority that forgot everything. It asks for it.
             if instance not in self._awaiting:
                 self._awaiting[instance] = config
-                ready.persist.append((instance, ("config", config.members)))
+                ready.persist.append((instance, SetMembers(config.members)))
                 self._ask_for_state(instance, ready)
             return
         self._awaiting.pop(instance, None)
         state = DurableState(members=config.members)
         ops: list[PersistOp] = [
-            ("config", config.members),
-            ("snapshot", base),
-            ("decided", base.index),
+            SetMembers(config.members),
+            InstallSnapshot(base),
+            SetDecided(base.index),
         ]
         for op in ops:
             state.apply(op)

@@ -21,7 +21,15 @@ from enum import Enum
 from typing import Any
 
 from kvctl.node.ballot import ZERO, Ballot, majority
-from kvctl.node.durable import DurableState, PersistOp
+from kvctl.node.durable import (
+    DurableState,
+    InstallSnapshot,
+    PersistOp,
+    SetAccepted,
+    SetDecided,
+    SetPromise,
+    WriteLog,
+)
 from kvctl.node.messages import (
     AcceptDecide,
     Accepted,
@@ -308,16 +316,16 @@ class SequencePaxos:
     def _take_persist(self) -> list[PersistOp]:
         persist: list[PersistOp] = []
         if self._dirty_promise:
-            persist.append(("promise", self.promise))
+            persist.append(SetPromise(self.promise))
         if self._dirty_accepted:
-            persist.append(("accepted", self.n_accepted))
+            persist.append(SetAccepted(self.n_accepted))
         if self._new_snapshot is not None:
-            persist.append(("snapshot", self._new_snapshot))
+            persist.append(InstallSnapshot(self._new_snapshot))
         if self._dirty_log_from is not None:
             start = max(self._dirty_log_from, self.log_start)
-            persist.append(("log", start, self.log[start - self.log_start :]))
+            persist.append(WriteLog(start, self.log[start - self.log_start :]))
         if self._dirty_decided:
-            persist.append(("decided", self.decided_idx))
+            persist.append(SetDecided(self.decided_idx))
         self._dirty_promise = self._dirty_accepted = self._dirty_decided = False
         self._dirty_log_from = None
         self._new_snapshot = None
@@ -511,7 +519,8 @@ class SequencePaxos:
             self._set_promise(msg.ballot)
         self.leader_hint = src
         self.phase = Phase.PREPARE
-        snapshot, start, suffix = None, self.log_len, ()
+        snapshot, start = None, self.log_len
+        suffix: tuple[Entry, ...] = ()
         if (self.n_accepted, self.log_len) > (msg.n_accepted, msg.accepted_idx):
             start = msg.decided_idx
             if start < self.log_start:

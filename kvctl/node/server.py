@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -300,10 +301,10 @@ class PeerLink:
         delay = 0.05
         while True:
             lost: asyncio.Future[None] = loop.create_future()
-            protocol = _Outbound(lost)
             try:
                 transport, _ = await asyncio.wait_for(
-                    loop.create_connection(lambda p=protocol: p, *self.addr), timeout=2
+                    loop.create_connection(functools.partial(_Outbound, lost), *self.addr),
+                    timeout=2,
                 )
             except (TimeoutError, OSError):
                 await asyncio.sleep(delay)

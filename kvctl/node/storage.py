@@ -1,8 +1,8 @@
 """The write-ahead log of one node: every instance's persist ops, one record per ready batch.
 
-A record is [4-byte length][4-byte crc32][msgpack list of (instance, op)]: a whole ready
-batch, so recovery keeps all of a batch or none of it (a promise or accepted ballot never
-survives without the log it describes). One fsync covers every batch written before it
+A record is [4-byte length][4-byte crc32][msgpack list of (instance, op tag, *fields)]: a
+whole ready batch, so recovery keeps all of a batch or none of it (a promise or accepted
+ballot never survives without the log it describes). One fsync covers every batch written before it
 (group commit).
 
 Recovery (`decode_log`) tells a torn tail from corruption. A last record that is incomplete
@@ -23,7 +23,15 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from kvctl.node.durable import CorruptState, DurableState, Instance, PersistOp, ops_of
+from kvctl.node.durable import (
+    CorruptState,
+    DurableState,
+    Instance,
+    PersistOp,
+    decode_op,
+    encode_op,
+    ops_of,
+)
 from kvctl.node.wire import pack, unpack
 
 log = logging.getLogger("kvctl.storage")
@@ -48,7 +56,7 @@ class CorruptLog(Exception):
 
 def encode_batch(records: Iterable[Record]) -> bytes:
     """One ready batch as one record."""
-    payload = pack([(list(instance), op) for instance, op in records])
+    payload = pack([(list(instance), *encode_op(op)) for instance, op in records])
     return len(payload).to_bytes(4, "big") + zlib.crc32(payload).to_bytes(4, "big") + payload
 
 
@@ -74,8 +82,8 @@ def decode_log(data: bytes, path: str = WAL_NAME) -> tuple[dict[Instance, Durabl
         if zlib.crc32(payload) != crc:
             raise CorruptLog(path, pos, "checksum mismatch")
         try:
-            for instance, op in unpack(payload):
-                states.setdefault(tuple(instance), DurableState()).apply(op)
+            for instance, *op in unpack(payload):
+                states.setdefault(tuple(instance), DurableState()).apply(decode_op(op))
         except (CorruptState, ValueError, TypeError) as exc:
             raise CorruptLog(path, pos, f"undecodable batch: {exc}") from exc
         pos = end

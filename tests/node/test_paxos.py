@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kvctl.node.ballot import Ballot
+from kvctl.node.durable import WriteLog
 from kvctl.node.messages import (
     AcceptDecide,
     Accepted,
@@ -138,7 +139,7 @@ def test_a_duplicate_or_late_message_never_truncates_the_log():
     net.nodes["b"].handle("a", first)  # replayed: an old seq
     ready = net.nodes["b"].take_ready()
     assert net.nodes["b"].log == before == [("x",), ("y",)]
-    assert not [op for op in ready.persist if op[0] == "log"]
+    assert not [op for op in ready.persist if isinstance(op, WriteLog)]
 
 
 def test_even_sized_groups_need_three_of_four():

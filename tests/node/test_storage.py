@@ -11,7 +11,15 @@ import pytest
 from kvctl.node import server as server_module
 from kvctl.node.ballot import Ballot
 from kvctl.node.core import NodeCore
-from kvctl.node.durable import DurableState
+from kvctl.node.durable import (
+    DurableState,
+    InstallSnapshot,
+    SetAccepted,
+    SetDecided,
+    SetMembers,
+    SetPromise,
+    WriteLog,
+)
 from kvctl.node.messages import Snapshot
 from kvctl.node.placement import Placement
 from kvctl.node.server import NodeConfig, NodeServer
@@ -28,8 +36,8 @@ def _wal(tmp_path) -> bytes:
 
 def test_the_log_replays_and_cuts_a_torn_tail(tmp_path):
     storage = Storage(tmp_path)
-    storage.write([(G, ("promise", B1)), (G, ("log", 0, [ENTRY]))])
-    storage.write([((1, 0), ("accepted", B1)), (G, ("decided", 1))])
+    storage.write([(G, SetPromise(B1)), (G, WriteLog(0, [ENTRY]))])
+    storage.write([((1, 0), SetAccepted(B1)), (G, SetDecided(1))])
     storage.sync()
     storage.close()
     intact = len(_wal(tmp_path))
@@ -45,13 +53,13 @@ def test_the_log_replays_and_cuts_a_torn_tail(tmp_path):
 def test_a_batch_torn_at_any_byte_is_kept_whole_or_not_at_all(tmp_path):
     """A resync batch (new ballot, the log it describes, decided) cut at every offset."""
     storage = Storage(tmp_path)
-    storage.write([(G, ("promise", B1)), (G, ("accepted", B1)), (G, ("log", 0, [("old",)] * 3))])
+    storage.write([(G, SetPromise(B1)), (G, SetAccepted(B1)), (G, WriteLog(0, [("old",)] * 3))])
     storage.close()
     synced = _wal(tmp_path)
     storage = Storage(tmp_path)
     storage.load()
-    resync = [(G, ("promise", B2)), (G, ("accepted", B2)), (G, ("log", 1, [("new",)]))]
-    storage.write([*resync, (G, ("decided", 2))])
+    resync = [(G, SetPromise(B2)), (G, SetAccepted(B2)), (G, WriteLog(1, [("new",)]))]
+    storage.write([*resync, (G, SetDecided(2))])
     storage.close()
     full = _wal(tmp_path)
     for cut in range(len(synced), len(full) + 1):
@@ -65,10 +73,10 @@ def test_a_batch_torn_at_any_byte_is_kept_whole_or_not_at_all(tmp_path):
 
 def test_a_corrupt_middle_record_refuses_to_start_naming_file_and_offset(tmp_path):
     storage = Storage(tmp_path)
-    storage.write([(G, ("promise", B1))])
+    storage.write([(G, SetPromise(B1))])
     first = storage.size
-    storage.write([(G, ("log", 0, [ENTRY]))])
-    storage.write([(G, ("decided", 1))])
+    storage.write([(G, WriteLog(0, [ENTRY]))])
+    storage.write([(G, SetDecided(1))])
     storage.close()
     data = bytearray(_wal(tmp_path))
     data[first + 12] ^= 0x40  # a bit flip inside the second record's payload
@@ -82,7 +90,7 @@ def test_a_corrupt_middle_record_refuses_to_start_naming_file_and_offset(tmp_pat
 
 def test_a_record_that_does_not_fit_its_state_is_corruption(tmp_path):
     storage = Storage(tmp_path)
-    storage.write([(G, ("log", 5, [ENTRY]))])  # a gap: the log is empty
+    storage.write([(G, WriteLog(5, [ENTRY]))])  # a gap: the log is empty
     storage.close()
     with pytest.raises(CorruptLog, match="offset 0"):
         Storage(tmp_path).load()
@@ -96,10 +104,10 @@ def test_a_node_that_joined_restarts_after_a_rewrite(tmp_path):
     storage = Storage(tmp_path)
     storage.write(
         [
-            (joined, ("config", ("n1", "n2", "n4"))),
-            (joined, ("snapshot", Snapshot(5, [[], []]))),
-            (joined, ("decided", 5)),
-            (awaited, ("config", ("n4", "n2", "n3"))),
+            (joined, SetMembers(("n1", "n2", "n4"))),
+            (joined, InstallSnapshot(Snapshot(5, [[], []]))),
+            (joined, SetDecided(5)),
+            (awaited, SetMembers(("n4", "n2", "n3"))),
         ]
     )
     core = NodeCore("n4", placement, storage.load())
@@ -121,7 +129,7 @@ def test_the_rewrite_threshold_follows_the_size_after_the_last_rewrite(tmp_path)
     assert after > 1_000 and not storage.wants_rewrite
     while storage.size <= 2 * after:
         assert not storage.wants_rewrite  # no rewrite on every flush once state is large
-        storage.write([(G, ("decided", 0))])
+        storage.write([(G, SetDecided(0))])
     assert storage.wants_rewrite
 
 
