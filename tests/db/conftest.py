@@ -24,7 +24,7 @@ from kvctl.db import DB, get_db
 
 PORTS_PER_NODE = 3
 LOOPBACK = "127.0.0.1"
-SERVERS = {"etcd": "etcd", "redis": "redis-sentinel", "nats": "nats-server"}
+SERVERS = {"kvctl": "python3", "etcd": "etcd", "redis": "redis-sentinel", "nats": "nats-server"}
 
 
 def free_base_port(count: int) -> int:
