@@ -1,12 +1,15 @@
 """Running the lazy filesystem, and talking to it while it runs.
 
-The filesystem process serves FUSE and, on the same trio loop, a Unix socket next to its mount
-point (`MOUNTPOINT.lazyfs.sock`): one JSON request a connection, one JSON answer. The loop
-runs one thing at a time, so a crash always lands between two whole file operations.
+The filesystem process serves FUSE and, on the same trio loop, a Unix socket named after its
+mount point: one JSON request a connection, one JSON answer. The loop runs one thing at a time,
+so a crash always lands between two whole file operations. The socket is abstract (Linux: no
+file, gone with its process), because a socket file left by an earlier life of a container, on
+a filesystem such as fuse-overlayfs, refused connections to the next one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -21,14 +24,20 @@ import trio
 from kvctl.lazyfs.fs import LazyFS
 
 ANSWER_LIMIT = 1 << 16
+MAX_NAME = 90
 
 
 class LazyFSError(Exception):
     """The filesystem cannot be reached or refused a command; the message says why."""
 
 
-def socket_path(mountpoint: Path) -> Path:
-    return mountpoint.parent / f"{mountpoint.name}.lazyfs.sock"
+def socket_address(mountpoint: Path) -> str:
+    """The abstract Unix socket of the filesystem mounted at `mountpoint` (this network
+    namespace: a container's own)."""
+    name = os.path.abspath(mountpoint)
+    if len(name) > MAX_NAME:  # sun_path holds 108 bytes
+        name = hashlib.sha256(name.encode()).hexdigest()
+    return f"\0kvctl.lazyfs:{name}"
 
 
 def serve(backing: Path, mountpoint: Path) -> None:
@@ -36,15 +45,13 @@ def serve(backing: Path, mountpoint: Path) -> None:
     fs = LazyFS(backing)
     options = set(pyfuse3.default_options) | {"fsname=lazyfs"}
     pyfuse3.init(fs, str(mountpoint), options)
-    control = socket_path(mountpoint)
     try:
-        trio.run(_main, fs, control)
+        trio.run(_main, fs, socket_address(mountpoint))
     finally:
-        control.unlink(missing_ok=True)
         pyfuse3.close(unmount=True)
 
 
-async def _main(fs: LazyFS, control: Path) -> None:
+async def _main(fs: LazyFS, control: str) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_serve_control, fs, control)
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
@@ -59,10 +66,9 @@ async def _stop_on_signal(scope: trio.CancelScope) -> None:
             return
 
 
-async def _serve_control(fs: LazyFS, path: Path) -> None:
-    path.unlink(missing_ok=True)
+async def _serve_control(fs: LazyFS, address: str) -> None:
     listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    await listener.bind(str(path))
+    await listener.bind(address)
     listener.listen()
     await trio.serve_listeners(
         lambda stream: _answer(fs, stream), [trio.SocketListener(listener)]
@@ -111,11 +117,10 @@ def status(fs: LazyFS) -> dict[str, Any]:
 
 def ask(mountpoint: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
     """Send one request to the filesystem mounted at `mountpoint`; its answer."""
-    path = socket_path(mountpoint)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
-            sock.connect(str(path))
+            sock.connect(socket_address(mountpoint))
             sock.sendall(json.dumps(request).encode() + b"\n")
             answer = b""
             while not answer.endswith(b"\n"):
@@ -125,7 +130,7 @@ def ask(mountpoint: Path, request: dict[str, Any], timeout: float = 10.0) -> dic
                 answer += chunk
     except OSError as exc:
         raise LazyFSError(
-            f"no lazy filesystem answers at {path} ({exc}): is {mountpoint} mounted with "
+            f"no lazy filesystem answers for {mountpoint} ({exc}): is it mounted with "
             "`python3 -m kvctl.lazyfs mount`?"
         ) from exc
     reply: dict[str, Any] = json.loads(answer)
@@ -133,6 +138,3 @@ def ask(mountpoint: Path, request: dict[str, Any], timeout: float = 10.0) -> dic
         raise LazyFSError(f"{mountpoint}: {reply['error']}")
     return reply
 
-
-def is_mounted(mountpoint: Path) -> bool:
-    return os.path.ismount(mountpoint)

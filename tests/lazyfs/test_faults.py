@@ -27,14 +27,16 @@ class LazyBackend(FakeBackend):
     argvs: list[tuple[str, list[str]]] = field(default_factory=list)
     broken: set[str] = field(default_factory=set)  # nodes whose lazyfs command fails
     refuses: set[str] = field(default_factory=set)
+    stopping: set[str] = field(default_factory=set)  # answer, then the container stops (137)
 
     def exec(self, spec: ClusterSpec, node: str, argv: list[str]) -> ExecResult:
         self.argvs.append((node, argv))
         if node in self.broken:
             return ExecResult(1, "error: no lazy filesystem answers")
         if "crash" in argv:
-            return ExecResult(0, json.dumps({"torn": "--torn" in argv, "lost_bytes": 10,
-                                             "kept_bytes": 0, "undone_entries": 1, "files": 1}))
+            lost = {"torn": "--torn" in argv, "lost_bytes": 10, "kept_bytes": 0,
+                    "undone_entries": 1, "files": 1}
+            return ExecResult(137 if node in self.stopping else 0, json.dumps(lost))
         return ExecResult(0, json.dumps({"file": "wal.log", "mode": "flip", "size": 9,
                                          "offsets": [3]}))
 
@@ -132,6 +134,15 @@ def test_a_node_whose_disk_cannot_be_cut_is_still_killed_and_the_error_recorded(
     assert value["errors"]["n1"].startswith("exit 1")
     assert "failed on n1" in value["summary"]
     assert ("kill", "n1") in backend.calls
+
+
+def test_an_answer_counts_though_the_stopping_container_killed_the_command() -> None:
+    ctx, backend = context(n=1)
+    backend.stopping.add("n1")
+    power = Power(ctx)
+    power.check()
+    value = power.start()
+    assert "errors" not in value and value["disks"]["n1"]["lost_bytes"] == 10
 
 
 def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(

@@ -164,6 +164,13 @@ def test_corrupt_damages_a_synced_file_and_freezes_the_filesystem(root: Path) ->
     assert (fs.backing / "db" / "wal.log").stat().st_size == cut["cut_to"] < 1000
 
 
+def test_the_control_socket_leaves_no_file_a_later_life_could_trip_on(root: Path) -> None:
+    """A socket file on the container's fuse-overlayfs refused the next life's connections."""
+    with Mount(root) as fs:
+        assert sorted(os.listdir(root)) == ["backing", "mnt"]
+        assert cli("status", str(fs.point))["crashed"] is False
+
+
 def test_commands_on_a_directory_without_the_filesystem_say_so(tmp_path: Path) -> None:
     done = lazyfs("crash", str(tmp_path))
     assert done.returncode == 1
