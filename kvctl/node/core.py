@@ -39,6 +39,7 @@ from kvctl.node.messages import (
     ClientForwardReply,
     Command,
     ConfigAnnounce,
+    Ping,
     Snapshot,
     StateReply,
     StateRequest,
@@ -46,6 +47,16 @@ from kvctl.node.messages import (
 )
 from kvctl.node.placement import Placement
 from kvctl.node.replica import DEFAULT_TIMING, Replica, StopSignApplied, Timing
+from kvctl.node.routing import (
+    MAX_TRIES,
+    PING_TICKS,
+    RETRY_TICKS,
+    ClientSink,
+    Forward,
+    PeerSink,
+    Reachability,
+    Sink,
+)
 from kvctl.node.statemachine import OPS, READ
 
 NODE_LEVEL = -1  # instead of an instance: messages between nodes rather than replicas
@@ -68,21 +79,6 @@ Refusal = tuple[ErrorCode, str]  # why a request cannot be served
 def error(code: ErrorCode, text: str, leader: str | None = None) -> Result:
     """The result for an error: "fail" if it is definite (nobody proposed it), else "unknown"."""
     return (FAIL if code.definite else UNKNOWN, (code.code, text), leader)
-
-
-@dataclass(frozen=True)
-class ClientSink:
-    conn: int
-    req_id: int
-
-
-@dataclass(frozen=True)
-class PeerSink:
-    node: str
-    forward_id: int
-
-
-Sink = ClientSink | PeerSink
 
 
 @dataclass(frozen=True)
@@ -130,7 +126,8 @@ class NodeCore:
         self.replicas: dict[Instance, Replica] = {}
         self.leader_cache: dict[int, str] = {}  # for groups we are not a member of
         self._waiters: dict[tuple[Instance, int, int], list[tuple[Sink, int]]] = {}
-        self._forwards: dict[int, tuple[Sink, int, int]] = {}  # id -> (sink, sent at, group)
+        self._forwards: dict[int, Forward] = {}
+        self.reach = Reachability()
         self._next_forward = 0
         self._now = 0
         self._was_accepting: dict[Instance, bool] = {}
@@ -162,17 +159,12 @@ class NodeCore:
         self._route(ClientSink(conn, req_id), request, hops=0)
 
     def peer_message(self, src: str, group: Any, msg: Any) -> None:
+        self.reach.heard(src, self._now)
         if group == NODE_LEVEL:
             if isinstance(msg, ClientForward):
                 self._route(PeerSink(src, msg.forward_id), msg.request, hops=msg.hops)
             elif isinstance(msg, ClientForwardReply):
-                pending = self._forwards.pop(msg.forward_id, None)
-                if pending is not None:
-                    sink, _, group = pending
-                    leader = msg.response[2]
-                    if leader and self.current(group) is None:
-                        self.leader_cache[group] = leader  # next time, straight there
-                    self._deliver(sink, tuple(msg.response))
+                self._forward_answered(msg)
             elif isinstance(msg, ConfigAnnounce):
                 config = Config(msg.config_id, tuple(msg.members))
                 self._learn(msg.group, config, msg.addresses)
@@ -214,6 +206,12 @@ class NodeCore:
         for instance, replica in self.replicas.items():
             replica.tick()
             self._dirty[instance] = None
+        if self._now % PING_TICKS == 0:
+            ping = Ping()
+            self._ready.messages.extend(
+                (peer, NODE_LEVEL, ping) for peer in self.addresses if peer != self.name
+            )
+            self._retry_forwards()
         if self._now % 50 == 0:
             self._expire_requests()
         if self._now % ANNOUNCE_TICKS == 0:
@@ -396,16 +394,57 @@ class NodeCore:
             if replica.propose(entry):
                 self._wait(group, client_id, seq, sink)
                 return
-        target = self._leader_of(group)
         came_from = sink.node if isinstance(sink, PeerSink) else None
-        if target is None or target in (self.name, came_from) or hops >= MAX_HOPS:
+        hint = self._leader_hint(group)
+        target = None
+        if hint != self.name and hops < MAX_HOPS:
+            candidates = [hint] if hint else []
+            target = self.reach.pick(
+                [*candidates, *self.configs[group].members], (self.name, came_from), self._now
+            )
+        if target is None:
             text = f"unavailable: group {group} has no leader here"
-            self._deliver(sink, error(errors.TEMPORARILY_UNAVAILABLE, text, target))
+            self._deliver(sink, error(errors.TEMPORARILY_UNAVAILABLE, text, hint))
             return
         self._next_forward += 1
-        self._forwards[self._next_forward] = (sink, self._now, group)
-        forward = ClientForward(self._next_forward, tuple(request), hops + 1)
-        self._ready.messages.append((target, NODE_LEVEL, forward))
+        forward = Forward(sink, group, tuple(request), hops + 1, self._now, self._now)
+        self._forwards[self._next_forward] = forward
+        self._send_forward(self._next_forward, forward, target)
+
+    def _send_forward(self, forward_id: int, forward: Forward, target: str) -> None:
+        forward.tried.append(target)
+        forward.last_sent = self._now
+        message = ClientForward(forward_id, forward.request, forward.hops)
+        self._ready.messages.append((target, NODE_LEVEL, message))
+
+    def _forward_answered(self, msg: ClientForwardReply) -> None:
+        forward = self._forwards.pop(msg.forward_id, None)
+        if forward is None:
+            return  # answered already, by another try
+        status, value, leader = msg.response
+        if leader and self.current(forward.group) is None:
+            self.leader_cache[forward.group] = leader  # next time, straight there
+        if status == FAIL and len(forward.tried) > 1:
+            # Another try may have been proposed: this refusal does not settle it.
+            text = f"a retried forward was refused ({value}); an earlier try may still apply"
+            self._deliver(forward.sink, error(errors.TIMEOUT, text, leader))
+            return
+        self._deliver(forward.sink, (status, value, leader))
+
+    def _retry_forwards(self) -> None:
+        """Forwards unanswered for RETRY_TICKS go to the next candidate we can reach."""
+        for forward_id, forward in self._forwards.items():
+            if self._now - forward.last_sent < RETRY_TICKS or len(forward.tried) >= MAX_TRIES:
+                continue
+            self.leader_cache.pop(forward.group, None)
+            came_from = forward.sink.node if isinstance(forward.sink, PeerSink) else None
+            target = self.reach.pick(
+                self.configs[forward.group].members,
+                (self.name, came_from, *forward.tried),
+                self._now,
+            )
+            if target is not None and self.reach.reachable(target, self._now):
+                self._send_forward(forward_id, forward, target)
 
     def _wait(self, group: int, client_id: int, seq: int, sink: Sink) -> None:
         """Answer `sink` when the current replica of `group` yields (client_id, seq)."""
@@ -413,7 +452,9 @@ class NodeCore:
         self._dirty[instance] = None
         self._waiters.setdefault((instance, client_id, seq), []).append((sink, self._now))
 
-    def _leader_of(self, group: int) -> str | None:
+    def _leader_hint(self, group: int) -> str | None:
+        """Who leads the group as far as we know; None when we are a member cut off from a
+        majority (another member may still reach the leader)."""
         replica = self.current(group)
         if replica is not None:
             return replica.leader_hint()
@@ -441,10 +482,10 @@ class NodeCore:
         for key in [k for k, w in self._waiters.items() if w[0][1] < deadline]:
             for sink, _ in self._waiters.pop(key):
                 self._deliver(sink, error(errors.TIMEOUT, "timed out waiting for a decision"))
-        for fid in [f for f, (_, t, _) in self._forwards.items() if t < deadline]:
-            sink, _, group = self._forwards.pop(fid)
-            self.leader_cache.pop(group, None)
-            self._deliver(sink, error(errors.TIMEOUT, "timed out waiting for the leader"))
+        for fid in [f for f, fw in self._forwards.items() if fw.first_sent < deadline]:
+            forward = self._forwards.pop(fid)
+            self.leader_cache.pop(forward.group, None)
+            self._deliver(forward.sink, error(errors.TIMEOUT, "timed out waiting for the leader"))
 
     def topology(self) -> dict[str, Any]:
         """What clients and `kvctl status` need: nodes, groups, configurations, leaders."""

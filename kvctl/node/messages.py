@@ -209,6 +209,11 @@ class StateReply:
     snapshot: Snapshot
 
 
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Node-level: I am here. Tells routing which peers it can reach (routing.py)."""
+
+
 PEER_MESSAGES: tuple[type, ...] = (
     HeartbeatRequest,
     HeartbeatReply,
@@ -226,6 +231,7 @@ PEER_MESSAGES: tuple[type, ...] = (
     StateReply,
     ReadConfirm,
     ReadConfirmed,
+    Ping,
 )
 
 

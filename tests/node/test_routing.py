@@ -1,34 +1,75 @@
-"""Routing between nodes (store-review B5): a request passes through at most two hops and
-never returns to the node it came from, so disagreeing leader hints cannot bounce it."""
+"""Routing between nodes (store-review B5, issue #13): a request passes through at most two
+hops, never returns to the node it came from, avoids peers it cannot reach, and a forward
+that gets no answer goes to another member instead of waiting for the client's timeout."""
 
 from __future__ import annotations
 
-from kvctl.node.core import FAIL, NodeCore
-from kvctl.node.messages import ClientForward, ClientForwardReply
+from kvctl.node.core import FAIL, NODE_LEVEL, OK, UNKNOWN, NodeCore
+from kvctl.node.messages import ClientForward
 from kvctl.node.placement import Placement
+from kvctl.node.routing import PING_TICKS, RETRY_TICKS
 
 NODES = ("n1", "n2", "n3")
+FOUR = (*NODES, "n4")
+WRITE = (1, "w", "k", "v", None, 42, 1)
 
 
-def test_two_nodes_pointing_at_each_other_refuse_instead_of_bouncing():
-    placement = Placement(NODES, 1, 3)
-    cores = {name: NodeCore(name, placement) for name in ("n1", "n2")}
-    cores["n1"].current(0).paxos.leader_hint = "n2"
-    cores["n2"].current(0).paxos.leader_hint = "n1"
-    cores["n1"].client_request(7, (1, "w", "k", "v", None, 42, 1))
-    forwards = 0
-    responses = []
-    for _ in range(50):
+def _run(cores, cut=frozenset(), rounds=50, ticks=0):
+    """Deliver node-level messages between the cores (dropping `cut` links), ticking
+    `ticks` times first; returns the forwards sent (src, dst) and the client responses."""
+    forwards, responses = [], []
+    for step in range(rounds + ticks):
         moved = False
         for name, core in cores.items():
+            if step < ticks:
+                core.tick()
             ready = core.take_ready()
             responses += ready.responses
             for dst, group, msg in ready.messages:
-                if dst in cores and isinstance(msg, ClientForward | ClientForwardReply):
-                    forwards += isinstance(msg, ClientForward)
+                if isinstance(msg, ClientForward):
+                    forwards.append((name, dst))
+                if dst in cores and (name, dst) not in cut and group == NODE_LEVEL:
                     cores[dst].peer_message(name, group, msg)
                     moved = True
-        if not moved:
+        if not moved and step >= ticks:
             break
-    assert forwards == 1
+    return forwards, responses
+
+
+def test_disagreeing_hints_go_at_most_two_hops_and_never_back():
+    cores = {name: NodeCore(name, Placement(NODES, 1, 3)) for name in NODES}
+    cores["n1"].current(0).paxos.leader_hint = "n2"
+    cores["n2"].current(0).paxos.leader_hint = "n1"
+    cores["n3"].current(0).paxos.leader_hint = "n1"
+    cores["n1"].client_request(7, WRITE)
+    forwards, responses = _run(cores)
+    assert len(forwards) <= 2
+    assert all(b != a for a, b in forwards) and ("n2", "n1") not in forwards
     assert [r[:2] for _, r in responses] == [(1, FAIL)]
+
+
+def test_a_router_goes_around_a_leader_it_cannot_reach():
+    """n4 routes group 0 (n1, n2, n3); it cannot reach n1, the leader it has cached."""
+    cores = {name: NodeCore(name, Placement(FOUR, 1, 3)) for name in ("n2", "n4")}
+    for core in cores.values():
+        core.addresses.update({n: n for n in FOUR})
+    cores["n4"].leader_cache[0] = "n1"
+    cores["n2"].current(0).paxos.leader_hint = "n1"
+    _run(cores, ticks=PING_TICKS)  # pings: n4 hears n2, never n1
+    cores["n4"].client_request(7, WRITE)
+    forwards, _ = _run(cores, rounds=1)
+    assert forwards[0] == ("n4", "n2")
+
+
+def test_an_unanswered_forward_goes_to_another_member_and_a_late_refusal_is_not_definite():
+    cores = {name: NodeCore(name, Placement(FOUR, 1, 3)) for name in ("n2", "n3", "n4")}
+    for core in cores.values():
+        core.addresses.update({n: n for n in FOUR})
+    _run(cores, ticks=PING_TICKS)
+    cores["n4"].leader_cache[0] = "n2"
+    cores["n4"].client_request(7, WRITE)
+    black_hole = {("n4", "n2")}  # the first forward is lost
+    forwards, responses = _run(cores, cut=black_hole, ticks=RETRY_TICKS + PING_TICKS)
+    assert forwards[:2] == [("n4", "n2"), ("n4", "n3")]
+    statuses = [r[1] for _, r in responses]
+    assert statuses and set(statuses) <= {OK, UNKNOWN}  # never a definite fail after a retry

@@ -1,0 +1,76 @@
+"""Where a node sends a request it cannot serve itself, and what it does when no answer comes.
+
+A forward goes to the node believed to lead the key's group, unless that node is out of
+reach: then to another member we can reach, which forwards it on (a request passes through
+at most two hops). A peer is reachable while we have heard from it lately: every node pings
+every other every `PING_TICKS`, and any message counts. A forward that gets no answer within
+`RETRY_TICKS` goes to the next candidate, up to `MAX_TRIES` nodes, so a request is never held
+until the client's timeout because one link is cut. The retry keeps the forward's id, so the
+first answer settles it; since several nodes may then have proposed it, a definite refusal
+from one of them no longer proves that it did not happen.
+
+Sans-IO like the rest of the core: time is the core's tick count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+PING_TICKS = 10
+REACH_TICKS = 35  # more than three pings missed: out of reach
+RETRY_TICKS = 40
+MAX_TRIES = 3
+
+
+@dataclass(frozen=True)
+class ClientSink:
+    conn: int
+    req_id: int
+
+
+@dataclass(frozen=True)
+class PeerSink:
+    node: str
+    forward_id: int
+
+
+Sink = ClientSink | PeerSink
+
+
+@dataclass
+class Forward:
+    """A request this node passed on, waiting for its answer."""
+
+    sink: Sink
+    group: int
+    request: tuple[Any, ...]
+    hops: int  # hops the forward has taken when it arrives
+    first_sent: int
+    last_sent: int
+    tried: list[str] = field(default_factory=list)
+
+
+class Reachability:
+    """When we last heard from each peer."""
+
+    def __init__(self) -> None:
+        self._heard: dict[str, int] = {}
+
+    def heard(self, peer: str, now: int) -> None:
+        self._heard[peer] = now
+
+    def reachable(self, peer: str, now: int) -> bool:
+        last = self._heard.get(peer)
+        return last is not None and now - last <= REACH_TICKS
+
+    def pick(
+        self, candidates: Iterable[str], exclude: Iterable[str | None], now: int
+    ) -> str | None:
+        """The first candidate not excluded that we can reach; failing that, the first one
+        not excluded at all (reachability is only known for peers that talk to us)."""
+        allowed = [c for c in dict.fromkeys(candidates) if c not in set(exclude)]
+        reachable = [c for c in allowed if self.reachable(c, now)]
+        choices = reachable or allowed
+        return choices[0] if choices else None
