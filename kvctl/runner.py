@@ -1,9 +1,19 @@
-"""One test, from cluster to verdict: up -> clients + nemesis -> heal -> final reads -> logs ->
-check -> store -> report.
+"""One test, from cluster to verdict, as nested scopes (Jepsen's `with-*`), each resource
+released by the scope that took it:
 
-The order is chosen so that nothing late can cost what came early: the history is on disk line
-by line as the run goes; node logs, teardown and the report come after it and their failures
-are logged, never fatal; the verdict is in results.json before the report is rendered.
+    run_test
+      _plan                     refusals: bad input, faults this backend cannot have
+      with _cluster             the running one, or a new one: taken down last (unless kept)
+        _faults                 checked on this cluster: refused before the store holds a run
+        _open_run               the run's directory, test.json, run.log
+        with _node_logs         collected after the history is closed
+          with HistoryWriter    closed first: all that was recorded is on disk
+            _drive              clients, faults (healed at the deadline), recovery, final reads
+      _conclude                 the verdict in results.json, then the report, then `latest`
+
+Nothing late can cost what came early: the history is on disk line by line as the run goes;
+node logs, teardown and the report come after it, and their failures are logged, never
+fatal; the verdict is stored before the report is rendered.
 """
 
 from __future__ import annotations
@@ -14,8 +24,9 @@ import secrets
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +52,7 @@ from kvctl.workload import Options as WorkloadOptions
 from kvctl.workload import RegisterWorkload
 
 UP_TIMEOUT = 120.0
+SHOW_EVERY = 0.5  # seconds between progress updates
 
 
 class Refused(Exception):
@@ -73,8 +85,8 @@ class TestOptions:
 class Status:
     """A snapshot for the live progress display."""
 
-    phase: str
-    left: float
+    doing: str
+    left: float | None  # seconds of workload left, while it runs
     counts: Counter[str]
     faults: dict[str, str]
 
@@ -99,23 +111,58 @@ class Finished:
         return 1 if self.valid is False else 2
 
 
+class RunLog:
+    """Says each line; once the run has a directory, keeps it there too, in run.log, with
+    any traceback (which only run.log gets)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.path: Path | None = None
+        self._started = time.monotonic()
+
+    def keep_in(self, path: Path) -> None:
+        self.path, self._started = path, time.monotonic()
+
+    def __call__(self, text: str, detail: str = "") -> None:
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(f"{time.monotonic() - self._started:8.3f} s  {text}\n{detail}")
+        self.say(text)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the test will do, once the options passed every check that needs no cluster."""
+
+    options: TestOptions
+    backend: str
+    selection: nemesis.Selection
+    seed: int
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    spec: ClusterSpec
+    backend: Backend
+    created: bool  # by this test, which then takes it down
+
+
 @dataclass
 class _Run:
-    """The state of one run, shared by its phases."""
+    """One run's recorded part: where it is stored and what it records into."""
 
     options: TestOptions
     spec: ClusterSpec
-    backend: Backend
-    created: bool
+    seed: int  # each fault draws from a generator of its own, derived from it
     dir: store.RunDir
     history: store.HistoryWriter
-    say: Callable[[str], None]
+    faults: nemesis.Faults
+    log: RunLog
     show: Callable[[Status], None]
-    rng: random.Random  # the workload's
-    seed: int  # the faults draw from generators of their own, derived from it
-    phase: str = "starting"
-    deadline: float = 0.0
-    notes: list[str] = field(default_factory=list)
+
+    def record_fault(self, f: str, value: dict[str, Any]) -> None:
+        self.history.write(process=NEMESIS, type="info", f=f, value=value)
+        self.log(f"nemesis {f}: {value.get('summary', '')}")
 
 
 def run_test(
@@ -124,85 +171,38 @@ def run_test(
     show: Callable[[Status], None] = lambda status: None,
 ) -> Finished:
     """Run one test and store it; raises Refused (before anything runs) on bad input."""
+    plan = _plan(options, say)
+    log = RunLog(say)
+    with _cluster(plan, log) as cluster:
+        faults = _faults(plan, cluster)
+        run_dir = _open_run(plan, cluster, faults, log)
+        with _node_logs(run_dir, cluster, log), store.HistoryWriter(
+            run_dir.file(store.HISTORY)
+        ) as history:
+            run = _Run(options, cluster.spec, plan.seed, run_dir, history, faults, log, show)
+            results = _drive_recorded(run)
+    return _conclude(run, results)
+
+
+# -- before anything runs -----------------------------------------------------------------
+
+
+def _plan(options: TestOptions, say: Callable[[str], None]) -> _Plan:
+    """The backend, the faults and the seed; Refused if the options cannot run anywhere."""
     saved = _saved_backend()
-    backend_name = options.backend or saved or default_backend()
+    backend = options.backend or saved or default_backend()
     faults = options.nemesis
-    if backend_name == "local" and not (options.backend or saved):
+    if backend == "local" and not (options.backend or saved):
         faults, note = nemesis.for_local(faults)
         if note:
             say(note)
     try:
-        selection = nemesis.parse(faults, backend_name)
+        selection = nemesis.parse(faults, backend)
         store.check_name(options.name)
     except (nemesis.NemesisError, store.StoreError) as exc:
         raise Refused(str(exc)) from exc
     seed = options.seed if options.seed is not None else secrets.randbits(32)
-
-    def new() -> ClusterSpec:
-        count = options.nodes or 5
-        return ClusterSpec(
-            name=options.cluster,
-            backend=backend_name,
-            nodes=[NodeSpec(f"n{i}", "", 0) for i in range(1, count + 1)],
-            read_mode=options.read_mode or "linearizable",
-        )
-
-    try:
-        spec, created = provision(
-            new,
-            backend=options.backend,
-            nodes=options.nodes,
-            read_mode=options.read_mode,
-            timeout=UP_TIMEOUT,
-            say=say,
-        )
-    except BackendError as exc:
-        raise Refused(str(exc)) from exc
-    backend = get_backend(spec.backend)
-    ctx = nemesis.Context(spec, backend, seed)
-    try:  # the faults' actions record into the run made below; none acts before it exists
-        nem = nemesis.build(selection, ctx, lambda f, v: _fault_event(run, f, v))
-    except nemesis.NemesisError as exc:
-        if created and not options.keep_cluster:
-            problem = _take_down(spec, backend)
-            if problem:
-                say(problem)
-        raise Refused(str(exc)) from exc
-    run_dir = store.create(options.name, options.store)
-    history = store.HistoryWriter(run_dir.file(store.HISTORY))
-    run = _Run(options, spec, backend, created, run_dir, history, say, show,
-               random.Random(f"{seed}/workload"), seed)
-    run.notes.extend(nem.notes)
-    for note in nem.notes:
-        say(note)
-    test = {
-        **{k: v for k, v in asdict(options).items() if k != "store"},
-        "nodes": len(spec.nodes),
-        "backend": spec.backend,
-        "read_mode": spec.read_mode,
-        "faults": nem.names,
-        "seed": seed,
-        "cluster": {n.name: n.address for n in spec.nodes},
-        "started": datetime.now().isoformat(timespec="seconds"),
-        "kvctl": __version__,
-    }
-    run_dir.write_json("test.json", test)
-    results: dict[str, Any] = {}
-    try:
-        asyncio.run(_drive(run, nem, results))
-    except BaseException as exc:  # even Ctrl-C: keep what was recorded
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else (
-            "".join(traceback.format_exception_only(exc)).strip())
-        results["crashed"] = why
-        _log(run, f"the test stopped: {why} (details in {run.dir.file('run.log')})",
-             traceback.format_exc())
-    finally:
-        history.close()
-        _collect_logs(run)
-        _teardown(run)
-    test["finished"] = datetime.now().isoformat(timespec="seconds")
-    run_dir.write_json("test.json", test)
-    return _conclude(run, results)
+    return _Plan(options, backend, selection, seed)
 
 
 def _saved_backend() -> str | None:
@@ -210,99 +210,33 @@ def _saved_backend() -> str | None:
     return spec.backend if spec else None
 
 
-def _log(run: _Run, text: str, detail: str = "") -> None:
-    """Say it, and keep it (with a traceback, if any, for run.log only) in the run's run.log."""
-    stamp = f"{run.history.now() / 1e9:8.3f} s"
-    with open(run.dir.file("run.log"), "a", encoding="utf-8") as out:
-        out.write(f"{stamp}  {text}\n{detail}")
-    run.say(text)
+@contextmanager
+def _cluster(plan: _Plan, log: RunLog) -> Iterator[_Cluster]:
+    """The cluster of this directory, or a new one; a new one is taken down on leaving
+    (unless kept), and a failure to do so is logged."""
+    o = plan.options
 
+    def new() -> ClusterSpec:
+        return ClusterSpec(
+            name=o.cluster,
+            backend=plan.backend,
+            nodes=[NodeSpec(f"n{i}", "", 0) for i in range(1, (o.nodes or 5) + 1)],
+            read_mode=o.read_mode or "linearizable",
+        )
 
-def _fault_event(run: _Run, f: str, value: dict[str, Any]) -> None:
-    run.history.write(process=NEMESIS, type="info", f=f, value=value)
-    _log(run, f"nemesis {f}: {value.get('summary', '')}")
-
-
-async def _drive(run: _Run, nem: nemesis.Nemesis, results: dict[str, Any]) -> None:
-    """The timed part: workload and faults, heal, recovery, final reads."""
-    loop = asyncio.get_running_loop()
-    o = run.options
-    addresses = {n.name: n.address for n in run.spec.nodes}
-    prefix = f"k{secrets.token_hex(2)}-"
-    clients = {name: Client({name: address}) for name, address in addresses.items()}
-    workload = RegisterWorkload(
-        clients,
-        run.history.write,
-        WorkloadOptions(o.concurrency, o.ops_per_key, o.rate, prefix),
-        run.rng,
-    )
-
-    async def tick() -> None:
-        while True:
-            left = max(0.0, run.deadline - loop.time()) if run.phase == "running" else 0.0
-            run.show(Status(run.phase, left, workload.counts, dict(nem.active)))
-            await asyncio.sleep(0.5)
-
-    ticker = asyncio.create_task(tick())
     try:
-        for error in await nem.heal(record=False):
-            _log(run, f"setup heal: {error}")
-        run.phase = "running"
-        run.deadline = loop.time() + o.time_limit
-        _log(run, f"running for {o.time_limit:g} s: {o.concurrency} clients, faults: "
-                  f"{', '.join(nem.names) or 'none'}")
-        healed = False
-
-        async def faults() -> None:
-            nonlocal healed
-            try:
-                steps = schedule.plan(nem.names, o.interval, o.time_limit, run.seed)
-                await schedule.run(nem, steps, run.deadline - o.time_limit)
-                await asyncio.sleep(max(0.0, run.deadline - loop.time()))
-            finally:
-                # At the deadline, not once the clients drain: their last calls may need it.
-                run.phase = "healing"
-                results["heal_errors"] = await nem.heal()
-                healed = True
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(workload.run(run.deadline))
-                group.create_task(faults())
-        finally:
-            if not healed:
-                results["heal_errors"] = await nem.heal()
-        run.phase = "recovering"
-        try:
-            await asyncio.to_thread(wait_until_serving, addresses, o.recovery)
-        except TimeoutError as exc:
-            _log(run, f"after the heal: {exc}")
-        run.phase = "final reads"
-        results["unread_keys"] = await workload.final_reads(loop.time() + o.recovery)
-        results["keys_used"] = len(workload.keys.used)
+        spec, created = provision(new, backend=o.backend, nodes=o.nodes, read_mode=o.read_mode,
+                                  timeout=UP_TIMEOUT, say=log.say)
+    except BackendError as exc:
+        raise Refused(str(exc)) from exc
+    cluster = _Cluster(spec, get_backend(spec.backend), created)
+    try:
+        yield cluster
     finally:
-        ticker.cancel()
-        for client in clients.values():
-            await client.close()
-
-
-def _collect_logs(run: _Run) -> None:
-    run.phase = "collecting logs"
-    for node in run.spec.nodes:
-        try:
-            with open(run.dir.node_log(node.name), "w", encoding="utf-8") as out:
-                for line in run.backend.logs(run.spec, node.name):
-                    out.write(line + "\n")
-        except (BackendError, OSError) as exc:
-            _log(run, f"could not collect {node.name}'s log: {exc}")
-
-
-def _teardown(run: _Run) -> None:
-    """Take down a cluster this test started (unless asked to keep it); log any failure."""
-    if run.created and not run.options.keep_cluster:
-        problem = _take_down(run.spec, run.backend)
-        if problem:
-            _log(run, problem)
+        if created and not o.keep_cluster:
+            problem = _take_down(spec, cluster.backend)
+            if problem:
+                log(problem)
 
 
 def _take_down(spec: ClusterSpec, backend: Backend) -> str | None:
@@ -315,10 +249,166 @@ def _take_down(spec: ClusterSpec, backend: Backend) -> str | None:
     return None
 
 
+def _faults(plan: _Plan, cluster: _Cluster) -> nemesis.Faults:
+    """The faults, each checked on this cluster; Refused if a named one cannot run on it."""
+    ctx = nemesis.Context(cluster.spec, cluster.backend, plan.seed)
+    try:
+        return nemesis.build(plan.selection, ctx)
+    except nemesis.NemesisError as exc:
+        raise Refused(str(exc)) from exc
+
+
+def _open_run(plan: _Plan, cluster: _Cluster, faults: nemesis.Faults,
+              log: RunLog) -> store.RunDir:
+    """The run's directory in the store, with test.json: what was asked, and where it ran."""
+    run_dir = store.create(plan.options.name, plan.options.store)
+    log.keep_in(run_dir.file("run.log"))
+    for note in faults.notes:
+        log.say(note)
+    spec = cluster.spec
+    run_dir.write_json("test.json", {
+        **{k: v for k, v in asdict(plan.options).items() if k != "store"},
+        "nodes": len(spec.nodes),
+        "backend": spec.backend,
+        "read_mode": spec.read_mode,
+        "faults": faults.names,
+        "seed": plan.seed,
+        "cluster": {n.name: n.address for n in spec.nodes},
+        "started": datetime.now().isoformat(timespec="seconds"),
+        "kvctl": __version__,
+    })
+    return run_dir
+
+
+@contextmanager
+def _node_logs(run_dir: store.RunDir, cluster: _Cluster, log: RunLog) -> Iterator[None]:
+    """On leaving, each node's log into the run; one that cannot be read is logged."""
+    try:
+        yield
+    finally:
+        for node in cluster.spec.nodes:
+            try:
+                with open(run_dir.node_log(node.name), "w", encoding="utf-8") as out:
+                    for line in cluster.backend.logs(cluster.spec, node.name):
+                        out.write(line + "\n")
+            except (BackendError, OSError) as exc:
+                log(f"could not collect {node.name}'s log: {exc}")
+
+
+# -- the timed part -----------------------------------------------------------------------
+
+
+def _drive_recorded(run: _Run) -> dict[str, Any]:
+    """The timed part's results; if it stops early (even on Ctrl-C), why, keeping what was
+    recorded."""
+    try:
+        return asyncio.run(_drive(run))
+    except BaseException as exc:  # even Ctrl-C: keep what was recorded
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else _first_cause(exc)
+        run.log(f"the test stopped: {why} (details in {run.dir.file('run.log')})",
+                traceback.format_exc())
+        return {"crashed": why}
+
+
+def _first_cause(exc: BaseException) -> str:
+    """The error itself, not the task group that carried it."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return "".join(traceback.format_exception_only(exc)).strip()
+
+
+async def _drive(run: _Run) -> dict[str, Any]:
+    """Workload and faults until the deadline, then recovery and final reads."""
+    o = run.options
+    addresses = {n.name: n.address for n in run.spec.nodes}
+    nem = run.faults.compose(run.record_fault)
+    async with _clients(addresses) as clients:
+        workload = RegisterWorkload(
+            clients,
+            run.history.write,
+            WorkloadOptions(o.concurrency, o.ops_per_key, o.rate, f"k{secrets.token_hex(2)}-"),
+            random.Random(f"{run.seed}/workload"),
+        )
+        counts, faults = workload.counts, nem.active
+        for error in await nem.heal(record=False):  # what a run that crashed left behind
+            run.log(f"setup heal: {error}")
+        async with _showing(run, "running", counts, faults, o.time_limit):
+            await _workload_and_faults(run, workload, nem)
+        async with _showing(run, "recovering", counts, faults):
+            await _recover(run, addresses)
+        async with _showing(run, "final reads", counts, faults):
+            loop = asyncio.get_running_loop()
+            unread = await workload.final_reads(loop.time() + o.recovery)
+    return {"heal_errors": nem.heal_errors, "unread_keys": unread,
+            "keys_used": len(workload.keys.used)}
+
+
+@asynccontextmanager
+async def _clients(addresses: Mapping[str, str]) -> AsyncIterator[dict[str, Client]]:
+    """A client per node (each process talks to one node), all closed on leaving."""
+    async with AsyncExitStack() as stack:
+        yield {name: await stack.enter_async_context(Client({name: address}))
+               for name, address in addresses.items()}
+
+
+async def _workload_and_faults(run: _Run, workload: RegisterWorkload,
+                               nem: nemesis.Nemesis) -> None:
+    """The clients until the deadline, with the fault schedule beside them."""
+    o = run.options
+    run.log(f"running for {o.time_limit:g} s: {o.concurrency} clients, faults: "
+            f"{', '.join(nem.names) or 'none'}")
+    begun = asyncio.get_running_loop().time()
+    steps = schedule.plan(nem.names, o.interval, o.time_limit, run.seed)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(workload.run(begun + o.time_limit))
+        group.create_task(_faults_until(nem, steps, begun, begun + o.time_limit))
+
+
+async def _faults_until(nem: nemesis.Nemesis, steps: list[schedule.Step], begun: float,
+                        deadline: float) -> None:
+    """The schedule, and the heal when leaving the nemesis: at the deadline, not once the
+    clients drain (their last calls may need it), or as soon as the run stops."""
+    async with nem:
+        await schedule.run(nem, steps, begun)
+        await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
+
+
+async def _recover(run: _Run, addresses: dict[str, str]) -> None:
+    """Wait, within the recovery time, for the healed cluster to serve again."""
+    try:
+        await asyncio.to_thread(wait_until_serving, addresses, run.options.recovery)
+    except TimeoutError as exc:
+        run.log(f"after the heal: {exc}")
+
+
+@asynccontextmanager
+async def _showing(run: _Run, what: str, counts: Counter[str], faults: dict[str, str],
+                   seconds: float | None = None) -> AsyncIterator[None]:
+    """Show `what` the run does (and the seconds left of `seconds`) while inside."""
+    loop = asyncio.get_running_loop()
+    until = None if seconds is None else loop.time() + seconds
+
+    async def tick() -> None:
+        while True:
+            left = None if until is None else max(0.0, until - loop.time())
+            run.show(Status(what, left, counts, dict(faults)))
+            await asyncio.sleep(SHOW_EVERY)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+
+
+# -- after the run ------------------------------------------------------------------------
+
+
 def _conclude(run: _Run, results: dict[str, Any]) -> Finished:
-    """Check, store the results, render the report: each failure logged, the verdict kept."""
-    run.phase = "checking"
-    results["notes"] = run.notes
+    """Check and store the verdict, then render the report: each failure logged, the verdict
+    kept."""
+    results = {**results, "notes": run.faults.notes,
+               "finished": datetime.now().isoformat(timespec="seconds")}
     if results.get("crashed"):
         results.update(valid="unknown", explanation=f"the test stopped: {results['crashed']}")
     else:
@@ -329,12 +419,12 @@ def _conclude(run: _Run, results: dict[str, Any]) -> Finished:
         report.render_run(run.dir)
     except Exception:  # the verdict is already stored
         error = traceback.format_exc()
-        _log(run, "the report could not be rendered: a plain page holds the verdict", error)
+        run.log("the report could not be rendered: a plain page holds the verdict", error)
         report.fallback(run.dir, results, error)
     try:
         store.link_latest(run.dir, run.options.store)
     except OSError as exc:
-        _log(run, f"could not update the latest links: {exc}")
+        run.log(f"could not update the latest links: {exc}")
     return Finished(run.dir, results)
 
 
@@ -346,7 +436,7 @@ def analyse(events: list[dict[str, Any]], source: str, budget: float) -> dict[st
     result = check(history, budget=budget, full=True)
     seconds = round(time.monotonic() - started, 3)
     model = next(m for m in MODELS if m.name == result.model)
-    keys = []
+    keys: list[dict[str, Any]] = []
     for k in result.keys:
         entry = {**asdict(k), "key": thaw(k.key), "seconds": round(k.seconds, 4)}
         if k.valid is not False:

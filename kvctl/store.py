@@ -118,6 +118,12 @@ class HistoryWriter:
     def close(self) -> None:
         self._out.close()
 
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @dataclass(frozen=True)
 class Summary:

@@ -58,13 +58,13 @@ class Display:
     def show(self, status: Status) -> None:
         c = status.counts
         faults = "; ".join(status.faults.values()) or "none"
-        left = f"{status.left:4.0f} s left" if status.phase == "running" else status.phase
+        left = status.doing if status.left is None else f"{status.left:4.0f} s left"
         line = f"{left}   ok {c['ok']}  fail {c['fail']}  info {c['info']}   faults: {faults}"
         if self.live is not None:
             from rich.text import Text
 
             self.live.update(Text(line))
-        elif status.phase == "running" and time.monotonic() - self._last >= PLAIN_EVERY:
+        elif status.left is not None and time.monotonic() - self._last >= PLAIN_EVERY:
             self._last = time.monotonic()
             self.say(line)
 

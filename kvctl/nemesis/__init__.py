@@ -25,6 +25,7 @@ from kvctl.nemesis.process import kill, pause
 __all__ = [
     "Context",
     "Fault",
+    "Faults",
     "Nemesis",
     "NemesisError",
     "Selection",
@@ -135,8 +136,25 @@ def needs_lazyfs(chosen: Selection) -> bool:
     return bool(DISK & set(chosen.names))
 
 
-def build(chosen: Selection, ctx: Context, record: Record) -> Nemesis:
-    """Make the faults, check each on the cluster, and compose them."""
+@dataclass
+class Faults:
+    """The faults that can run on this cluster, and why any that `all` offered were left out."""
+
+    faults: list[Fault]
+    notes: list[str]
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.faults]
+
+    def compose(self, record: Record) -> Nemesis:
+        """One nemesis of these faults, recording each action with `record`."""
+        return Nemesis(self.faults, record, self.notes)
+
+
+def build(chosen: Selection, ctx: Context) -> Faults:
+    """Make the faults and check each on the cluster (NemesisError if a named one cannot
+    run here): nothing has acted yet, so a refusal costs nothing."""
     faults: list[Fault] = []
     notes = []
     for name, optional in chosen.faults.items():
@@ -152,4 +170,4 @@ def build(chosen: Selection, ctx: Context, record: Record) -> Nemesis:
             notes.append(f"{name} left out: {exc}")
             continue
         faults.append(fault)
-    return Nemesis(faults, record, notes)
+    return Faults(faults, notes)

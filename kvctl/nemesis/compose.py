@@ -42,6 +42,15 @@ class Nemesis:
         self.active: dict[str, str] = {}  # fault name -> what it is doing now
         self._lock = asyncio.Lock()
         self._straggler: _Straggler | None = None
+        self.heal_errors: list[str] = []  # of the heal on leaving `async with`
+
+    async def __aenter__(self) -> Nemesis:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Faults act only inside `async with`: leaving it heals, recorded, exactly once,
+        however the block ends (its end, an error, a cancellation)."""
+        self.heal_errors = await self.heal()
 
     @property
     def names(self) -> list[str]:

@@ -66,13 +66,6 @@ class Firewall:
             f"{ipt} -w -F {CHAIN} && {ipt} -w -X {CHAIN}; fi",
         )
 
-    def rules(self, node: str) -> str:
-        """Every rule of the node's filter table (`iptables -S`), to compare before and after."""
-        out = self.ctx.sh(node, f"{self.binary(node)} -w -S")
-        if out.exit_code:
-            raise NemesisError(f"{node}: cannot list rules: {out.output.strip()}")
-        return out.output
-
     def _must(self, node: str, script: str) -> None:
         out = self.ctx.sh(node, script)
         if out.exit_code:

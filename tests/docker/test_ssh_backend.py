@@ -216,7 +216,7 @@ def test_partitions_are_refused_where_two_nodes_share_a_host(
     ctx = nemesis.Context(cluster, SshBackend())
     shared = re.escape(f"n1, n4 share host {lab.addresses[0]}")
     with pytest.raises(nemesis.NemesisError, match=shared):
-        nemesis.build(nemesis.parse("partition", "ssh"), ctx, lambda f, v: None)
+        nemesis.build(nemesis.parse("partition", "ssh"), ctx)
 
 
 @pytest.mark.docker

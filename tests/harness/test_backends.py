@@ -50,9 +50,8 @@ def test_ssh_nodes_on_one_host_share_its_exec(tmp_path):
     assert places == {"n1": "host 10.9.0.1", "n2": "host 10.9.0.2", "n3": "host 10.9.0.1"}
 
 
-def build(spec: ClusterSpec, faults: str, backend: FakeBackend) -> nemesis.Nemesis:
-    ctx = nemesis.Context(spec, backend)
-    return nemesis.build(nemesis.parse(faults, "ssh"), ctx, lambda f, v: None)
+def build(spec: ClusterSpec, faults: str, backend: FakeBackend) -> nemesis.Faults:
+    return nemesis.build(nemesis.parse(faults, "ssh"), nemesis.Context(spec, backend))
 
 
 @pytest.mark.parametrize("fault", ["partition", "netem"])

@@ -59,11 +59,11 @@ def test_partition_shapes_merge_into_one_fault():
 def test_all_leaves_out_netem_where_the_kernel_lacks_it():
     ctx, backend = context()
     backend.exec_fails["tc qdisc add"] = "Error: Specified qdisc kind is unknown."
-    nem = nemesis.build(nemesis.parse("all", "docker"), ctx, lambda f, v: None)
+    nem = nemesis.build(nemesis.parse("all", "docker"), ctx)
     assert "netem" not in nem.names and {"partition", "kill", "pause"} <= set(nem.names)
     assert any("netem left out" in note and "no sch_netem" in note for note in nem.notes)
     with pytest.raises(nemesis.NemesisError, match="no sch_netem"):
-        nemesis.build(nemesis.parse("netem", "docker"), ctx, lambda f, v: None)
+        nemesis.build(nemesis.parse("netem", "docker"), ctx)
 
 
 # -- partitions ------------------------------------------------------------------------------
@@ -300,8 +300,8 @@ def faults_of_a_run(backend: FakeBackend, seed: int) -> list[tuple[str, dict]]:
     ctx = nemesis.Context(spec_of(5), backend, seed)
     ctx.leaders = lambda: {0: "n2", 1: "n4"}  # type: ignore[method-assign]
     events: list[tuple[str, dict]] = []
-    nem = nemesis.build(nemesis.parse(",".join(SEVERAL), "docker"), ctx,
-                        lambda f, v: events.append((f, v)))
+    faults = nemesis.build(nemesis.parse(",".join(SEVERAL), "docker"), ctx)
+    nem = faults.compose(lambda f, v: events.append((f, v)))
 
     async def main() -> None:
         steps = schedule.plan(nem.names, 0.01, 0.4, seed)
