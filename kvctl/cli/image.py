@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kvctl.control.backend import BackendError
+from kvctl.db import DATABASES, DEFAULT_DB
 
 
 @click.group()
@@ -16,7 +17,14 @@ def image() -> None:
 @click.option(
     "--rebuild", is_flag=True, help="Bootstrap the Debian base again and rebuild on top of it."
 )
-def build(rebuild: bool) -> None:
+@click.option(
+    "--db",
+    type=click.Choice(DATABASES),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="The store its nodes run: another store's Debian packages join the base.",
+)
+def build(rebuild: bool, db: str) -> None:
     """Build the node image (no registry needed); reuse what is already up to date."""
     # Imported here so that `kvctl` starts without the Docker SDK (e.g. inside the image).
     from kvctl.control.docker import connect
@@ -25,7 +33,7 @@ def build(rebuild: bool) -> None:
     try:
         client = connect()
         with BuildProgress() as progress:
-            tag = ensure_node_image(client, progress, rebuild=rebuild)
+            tag = ensure_node_image(client, progress, rebuild=rebuild, db=db)
     except BackendError as err:
         raise click.ClickException(str(err)) from err
     click.echo(tag)

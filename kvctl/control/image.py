@@ -6,6 +6,11 @@ exists; a base that is already present, or that `KVCTL_BASE_IMAGE` names and the
 pull, is used instead. The node image (`kvctl-node:DIGEST`, recipe in kvctl/recipe/Dockerfile) only
 adds the `kvctl` package, and is tagged by a digest of everything that goes into it, so that
 a change to the code (or the base) makes `kvctl up` rebuild it, and nothing else does.
+
+Another store under test (kvctl/db) gets an image variant of its own: a base bootstrapped with
+its Debian packages too, from the same mirror, tagged `kvbase:RELEASE-HASH` by a digest of the
+packages and the base recipe (so a changed recipe is bootstrapped again, an unchanged one never
+is), and a node image `kvctl-node:DB-DIGEST` on it.
 """
 
 from __future__ import annotations
@@ -124,16 +129,36 @@ def debian_release(os_release: Path = Path("/etc/os-release")) -> str:
     return DEFAULT_RELEASE
 
 
-def base_tag() -> str:
-    return f"{BASE_REPOSITORY}:{debian_release()}"
+def base_tag(packages: tuple[str, ...] = ()) -> str:
+    """kvbase:RELEASE for kvctl's own nodes; kvbase:RELEASE-HASH for a variant with more
+    packages, HASH naming the packages and the recipe that bootstraps them."""
+    if not packages:
+        return f"{BASE_REPOSITORY}:{debian_release()}"
+    return f"{BASE_REPOSITORY}:{debian_release()}-{base_recipe_digest(packages)[:12]}"
 
 
-def ensure_base(client: DockerClient, progress: BuildProgress, rebuild: bool) -> str:
+def base_recipe_digest(packages: tuple[str, ...]) -> str:
+    """A digest of what a base variant is bootstrapped from: the scripts and the packages."""
+    sha = hashlib.sha256(",".join(packages).encode())
+    for name in ("base.sh", "aptsources.py"):
+        sha.update(b"\0" + (recipe_dir() / name).read_bytes())
+    return sha.hexdigest()
+
+
+def ensure_base(
+    client: DockerClient, progress: BuildProgress, rebuild: bool, packages: tuple[str, ...] = ()
+) -> str:
     """The base to build on, bootstrapping one only when there is no other way.
 
     KVCTL_BASE_IMAGE, when set, is used if it is present or can be pulled; otherwise our
-    kvbase:RELEASE if present. `rebuild` bootstraps a fresh kvbase regardless.
+    kvbase:RELEASE if present. `rebuild` bootstraps a fresh kvbase regardless. A variant with
+    `packages` is always ours (a configured base would lack them).
     """
+    if packages:
+        tag = base_tag(packages)
+        if not rebuild and _present(client, tag):
+            return tag
+        return bootstrap_base(client, progress, packages)
     configured = os.environ.get("KVCTL_BASE_IMAGE", "")
     if not rebuild:
         if configured and (_present(client, configured) or _pulled(client, configured, progress)):
@@ -161,13 +186,15 @@ def _pulled(client: DockerClient, reference: str, progress: BuildProgress) -> bo
     return True
 
 
-def bootstrap_base(client: DockerClient, progress: BuildProgress) -> str:
-    """Run recipe/base.sh (mmdebstrap) into a temporary tar and import it as kvbase:RELEASE.
+def bootstrap_base(
+    client: DockerClient, progress: BuildProgress, packages: tuple[str, ...] = ()
+) -> str:
+    """Run recipe/base.sh (mmdebstrap) into a temporary tar and import it as base_tag(packages).
 
     The tar goes to a file rather than a pipe so that a half-finished bootstrap can never be
     imported as an image.
     """
-    release, tag = debian_release(), base_tag()
+    release, tag = debian_release(), base_tag(packages)
     if shutil.which("mmdebstrap") is None:
         raise ImageError(
             "building the base image needs mmdebstrap, which is not installed: "
@@ -175,14 +202,16 @@ def bootstrap_base(client: DockerClient, progress: BuildProgress) -> str:
         )
     with tempfile.TemporaryDirectory(prefix="kvbase-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
-        progress.stage(f"bootstrapping Debian {release} with mmdebstrap")
-        _run_streamed(["bash", str(recipe_dir() / "base.sh"), release, str(rootfs)], progress)
+        with_packages = f" with {', '.join(packages)}" if packages else ""
+        progress.stage(f"bootstrapping Debian {release}{with_packages} with mmdebstrap")
+        argv = ["bash", str(recipe_dir() / "base.sh"), release, str(rootfs)]
+        _run_streamed(argv + ([",".join(packages)] if packages else []), progress)
         progress.stage(f"importing {tag}")
         try:
             client.api.import_image_from_file(
                 str(rootfs),
                 repository=BASE_REPOSITORY,
-                tag=release,
+                tag=tag.partition(":")[2],
                 changes=["ENV LANG=C.UTF-8", f"LABEL {KIND_LABEL}=base", 'CMD ["/bin/bash"]'],
             )
         except APIError as err:
@@ -261,20 +290,42 @@ def build_context(files: list[tuple[str, Path]]) -> io.BytesIO:
 
 
 def ensure_node_image(
-    client: DockerClient, progress: BuildProgress | None = None, rebuild: bool = False
+    client: DockerClient,
+    progress: BuildProgress | None = None,
+    rebuild: bool = False,
+    db: str = "kvctl",
 ) -> str:
-    """The tag of an up-to-date node image, building what is missing (everything if rebuild)."""
+    """The tag of an up-to-date node image for store `db` (kvctl/db), building what is
+    missing (everything if rebuild)."""
+    from kvctl.db import DBError, get_db  # the stores' client libraries load only when asked
+
+    try:
+        packages = get_db(db).packages
+    except DBError as err:
+        raise ImageError(str(err)) from err
     progress = progress or BuildProgress(quiet=True)
-    base = ensure_base(client, progress, rebuild)
+    base = ensure_base(client, progress, rebuild, packages)
     files = context_files()
     # Each checkout has images of its own, so that one never removes another's (below).
     source = str(recipe_dir().parent)
-    tag = f"{NODE_REPOSITORY}:{digest(files, client.images.get(base).id, source)[:12]}"
+    tag = node_tag(db, digest(files, client.images.get(base).id, source))
     if rebuild or not _present(client, tag):
         progress.stage(f"building {tag} on {base}")
         _build(client, files, {"BASE": base, "SOURCE": source}, tag, progress)
         _remove_stale(client, keep=tag, source=source)
     return tag
+
+
+def node_tag(db: str, content_digest: str) -> str:
+    """kvctl-node:DIGEST for kvctl's own store, kvctl-node:DB-DIGEST for another's."""
+    prefix = "" if db == "kvctl" else f"{db}-"
+    return f"{NODE_REPOSITORY}:{prefix}{content_digest[:12]}"
+
+
+def _variant(tag: str) -> str:
+    """The store a node image tag is for (digests are hex, so a '-' sets a store apart)."""
+    version = tag.partition(":")[2]
+    return version.rpartition("-")[0] or "kvctl"
 
 
 def _build(
@@ -314,10 +365,12 @@ def _event_lines(event: dict[str, Any]) -> Iterator[str]:
 
 
 def _remove_stale(client: DockerClient, keep: str, source: str) -> None:
-    """Drop the images of this checkout's older code; one used by a container stays."""
+    """Drop the images of this checkout's older code for the same store; one used by a
+    container stays."""
     labels = [f"{KIND_LABEL}=node", f"{SOURCE_LABEL}={source}"]
     for image in client.images.list(filters={"label": labels}):
         for tag in image.tags:
-            if tag != keep and tag.startswith(f"{NODE_REPOSITORY}:"):
+            if (tag != keep and tag.startswith(f"{NODE_REPOSITORY}:")
+                    and _variant(tag) == _variant(keep)):
                 with contextlib.suppress(APIError):
                     client.images.remove(tag)

@@ -7,6 +7,9 @@
 #
 #   bash kvctl/recipe/base.sh bookworm /tmp/rootfs.tar && docker import /tmp/rootfs.tar kvbase:bookworm
 #
+# A store under test other than kvctl's own (kvctl/db) names its Debian packages as a third
+# argument, comma-separated (e.g. etcd-server): its image variant is bootstrapped with them.
+#
 # The node itself needs python3 with msgpack and click (taken from Debian, so nothing is
 # fetched from PyPI inside the image); iptables, iproute2 (tc) and procps serve the nemesis;
 # openssh-server lets the same image stand in for a real host in the SSH backend's tests;
@@ -14,12 +17,13 @@
 # power and corrupt faults.
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 RELEASE OUTPUT.tar" >&2
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+    echo "usage: $0 RELEASE OUTPUT.tar [EXTRA,PACKAGES]" >&2
     exit 64
 fi
 release=$1
 output=$2
+extra=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 
 command -v mmdebstrap >/dev/null || {
@@ -30,6 +34,7 @@ mapfile -t mirrors < <(python3 "$here/aptsources.py" "$release")
 [ "${#mirrors[@]}" -gt 0 ] || exit 2
 
 packages=python3,python3-msgpack,python3-click,iptables,iproute2,procps,openssh-server,python3-pyfuse3,fuse3
+[ -z "$extra" ] || packages="$packages,$extra"
 
 # merged-usr hook: otherwise apt picks `usrmerge`, which drags perl in (226 MiB instead of 133).
 # Host keys made at build time would be shared by every container: drop them (kvctl-sshd
