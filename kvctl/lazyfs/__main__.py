@@ -11,13 +11,12 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from kvctl.lazyfs import damage
-from kvctl.lazyfs.control import LazyFSError, ask, serve
+from kvctl.lazyfs.control import LazyFSError, ask, serve, wait
 from kvctl.lazyfs.fs import TRASH
 
 MOUNT_TIMEOUT = 30.0
@@ -47,36 +46,30 @@ def run(backing: Path, mountpoint: Path, argv: tuple[str, ...]) -> None:
     daemon = subprocess.Popen(
         [sys.executable, "-m", "kvctl.lazyfs", "mount", str(backing), str(mountpoint)]
     )
-    deadline = time.monotonic() + MOUNT_TIMEOUT
-    while True:
-        try:
-            ask(mountpoint, {"op": "status"}, timeout=1.0)
-            break
-        except LazyFSError as exc:
-            if daemon.poll() is not None:
-                why = f"the lazy filesystem did not mount (exit {daemon.returncode})"
-                raise click.ClickException(why) from exc
-            if time.monotonic() > deadline:
-                why = f"not mounted after {MOUNT_TIMEOUT:.0f} s: {exc}"
-                raise click.ClickException(why) from exc
-            time.sleep(0.05)
+    wait(mountpoint, MOUNT_TIMEOUT, gone=lambda: daemon.poll() is not None)
     os.execvp(argv[0], list(argv))
 
 
 @cli.command()
+@click.option("--wait", "wait_for", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for a filesystem that is still mounting.")
 @click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
-def status(mountpoint: Path) -> None:
+def status(wait_for: float, mountpoint: Path) -> None:
     """What the filesystem at MOUNTPOINT has not synced yet."""
+    wait(mountpoint, wait_for)
     _print(ask(mountpoint, {"op": "status"}))
 
 
 @cli.command()
 @click.option("--torn", is_flag=True, help="Keep a random prefix of the unsynced bytes.")
 @click.option("--seed", type=int, default=None, help="Seed of the torn prefix.")
+@click.option("--wait", "wait_for", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for a filesystem that is still mounting.")
 @click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
-def crash(torn: bool, seed: int | None, mountpoint: Path) -> None:
+def crash(torn: bool, seed: int | None, wait_for: float, mountpoint: Path) -> None:
     """Cut the power: forget every unsynced write and entry; the filesystem then fails
     every operation until it is mounted again."""
+    wait(mountpoint, wait_for)
     _print(ask(mountpoint, {"op": "crash", "torn": torn, "seed": seed}))
 
 
@@ -84,10 +77,15 @@ def crash(torn: bool, seed: int | None, mountpoint: Path) -> None:
 @click.option("--mode", type=click.Choice(damage.MODES), required=True)
 @click.option("--seed", type=int, default=None, help="Seed of the file and damage chosen.")
 @click.option("--file", "names", multiple=True, required=True, help="Data file name(s).")
+@click.option("--wait", "wait_for", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for a filesystem that is still mounting.")
 @click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
-def corrupt(mode: str, seed: int | None, names: tuple[str, ...], mountpoint: Path) -> None:
+def corrupt(
+    mode: str, seed: int | None, names: tuple[str, ...], wait_for: float, mountpoint: Path
+) -> None:
     """Freeze the filesystem (nothing lost), then damage one data file under it: flip bits
     or cut its tail. The node over it must be restarted to see the damage."""
+    wait(mountpoint, wait_for)
     backing = Path(ask(mountpoint, {"op": "status"})["backing"])
     candidates = _data_files(backing, names)
     if not candidates:

@@ -15,6 +15,8 @@ import os
 import random
 import signal
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,20 @@ def status(fs: LazyFS) -> dict[str, Any]:
         "unsynced_bytes": fs.cache.unsynced_bytes(),
         "unsynced_entries": fs.cache.unsynced_entries(),
     }
+
+
+def wait(mountpoint: Path, timeout: float, gone: Callable[[], bool] = lambda: False) -> None:
+    """Return once the filesystem at `mountpoint` answers (it may still be mounting, in a
+    container that just started); LazyFSError after `timeout` seconds or once `gone()`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ask(mountpoint, {"op": "status"}, timeout=1.0)
+            return
+        except LazyFSError as exc:
+            if gone() or time.monotonic() > deadline:
+                raise LazyFSError(f"{exc} (waited {timeout:.0f} s)") from exc
+        time.sleep(0.05)
 
 
 def ask(mountpoint: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:

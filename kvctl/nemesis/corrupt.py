@@ -15,7 +15,7 @@ import time
 
 from kvctl.control.backend import BackendError
 from kvctl.nemesis.fault import Context, Value
-from kvctl.nemesis.power import LAZYFS, DiskFault
+from kvctl.nemesis.power import DiskFault, lazyfs
 
 MODES = ("flip", "truncate")
 DATA_FILES = ("wal.log",)  # kvctl's own store; a store's module will name its own files
@@ -34,7 +34,7 @@ class Corrupt(DiskFault):
     def disk_command(self, node: str) -> list[str]:
         files = [arg for name in DATA_FILES for arg in ("--file", name)]
         mode, seed = self.rng.choice(MODES), self.rng.randrange(1 << 31)
-        return [*LAZYFS, "corrupt", "--mode", mode, "--seed", str(seed), *files, self.mount]
+        return lazyfs("corrupt", "--mode", mode, "--seed", str(seed), *files, self.mount)
 
     def summarize(self, nodes: list[str], disks: dict[str, Value]) -> str:
         done = [

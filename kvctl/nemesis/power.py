@@ -19,7 +19,12 @@ from kvctl.nemesis.fault import Context, NemesisError, Value
 from kvctl.nemesis.process import NodeFault
 
 SHARES = ("minority", "majority", "all")
-LAZYFS = ["python3", "-m", "kvctl.lazyfs"]
+MOUNT_WAIT = 30.0  # a node restarted a moment ago may still be mounting its filesystem
+
+
+def lazyfs(command: str, *args: str) -> list[str]:
+    """The argv of a lazyfs command on a node."""
+    return ["python3", "-m", "kvctl.lazyfs", command, "--wait", f"{MOUNT_WAIT:g}", *args]
 
 
 def lazyfs_mount(ctx: Context, fault: str) -> str:
@@ -118,8 +123,8 @@ class Power(DiskFault):
 
     def disk_command(self, node: str) -> list[str]:
         if self.rng.random() < 0.5:
-            return [*LAZYFS, "crash", self.mount]
-        return [*LAZYFS, "crash", "--torn", "--seed", str(self.rng.randrange(1 << 31)), self.mount]
+            return lazyfs("crash", self.mount)
+        return lazyfs("crash", "--torn", "--seed", str(self.rng.randrange(1 << 31)), self.mount)
 
     def summarize(self, nodes: list[str], disks: dict[str, Value]) -> str:
         lost = sum(d.get("lost_bytes", 0) for d in disks.values())

@@ -88,8 +88,8 @@ def test_power_cuts_the_disk_before_the_kill_and_restarts_on_stop() -> None:
     value = power.start()
     nodes = value["nodes"]
     assert [node for node, _ in backend.argvs] == nodes
-    assert all(argv[:4] == ["python3", "-m", "kvctl.lazyfs", "crash"] and argv[-1] == MOUNT
-               for _, argv in backend.argvs)
+    assert all(argv[:6] == ["python3", "-m", "kvctl.lazyfs", "crash", "--wait", "30"]
+               and argv[-1] == MOUNT for _, argv in backend.argvs)
     assert backend.calls == [("kill", node) for node in nodes]
     assert {ctx.held[node] for node in nodes} == {"power"}
     assert f"{10 * len(nodes)} unsynced bytes" in value["summary"]

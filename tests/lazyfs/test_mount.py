@@ -164,6 +164,17 @@ def test_corrupt_damages_a_synced_file_and_freezes_the_filesystem(root: Path) ->
     assert (fs.backing / "db" / "wal.log").stat().st_size == cut["cut_to"] < 1000
 
 
+def test_a_command_waits_for_a_filesystem_that_is_still_mounting(root: Path) -> None:
+    point = root / "mnt"
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "kvctl.lazyfs", "crash", "--wait", "20", str(point)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    with Mount(root):
+        out, _ = waiting.communicate(timeout=30)
+    assert waiting.returncode == 0 and json.loads(out)["lost_bytes"] == 0
+
+
 def test_the_control_socket_leaves_no_file_a_later_life_could_trip_on(root: Path) -> None:
     """A socket file on the container's fuse-overlayfs refused the next life's connections."""
     with Mount(root) as fs:
