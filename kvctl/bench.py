@@ -4,6 +4,9 @@ Each of C logical clients keeps one operation outstanding: 50% reads, 40% writes
 over 1,000 keys. All share one `Client` (one connection per node, requests batched per
 event-loop turn), which is how a real application would use it. Latency is measured from
 the call to its result; the first second is a warm-up and is not counted.
+
+Another store (kvctl/db) is measured the same way with its own client, one per node, client
+i on node i mod n (as the test workload binds its processes to nodes).
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from kvctl.client import Client, ClientError
+from kvctl.control.backend import ClusterSpec
+from kvctl.db import DB
+from kvctl.workload import KV
 
 WARMUP_S = 1.0
 
@@ -40,40 +47,61 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 
 
 async def measure(addresses: dict[str, str], clients: int, duration: float) -> BenchResult:
+    async with Client(addresses, timeout=10) as client:
+        await client.read("bench-warm")  # learn the placement before the clock starts
+        return await _closed_loop(lambda worker: client, clients, duration)
+
+
+async def measure_store(db: DB, spec: ClusterSpec, clients: int, duration: float) -> BenchResult:
+    """The same mix on another store, through its own clients (one per node)."""
+    per_node = [db.client(spec, node.name, timeout=10) for node in spec.nodes]
+    try:
+        for client in per_node:
+            await client.read("bench-warm")  # connected before the clock starts
+        return await _closed_loop(lambda worker: per_node[worker % len(per_node)], clients,
+                                  duration)
+    finally:
+        for client in per_node:
+            await client.close()
+
+
+async def _closed_loop(client_of: Callable[[int], KV], clients: int,
+                       duration: float) -> BenchResult:
+    """C workers, each with one operation outstanding on client_of(worker), for `duration`
+    seconds after the warm-up."""
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     errors = 0
-    async with Client(addresses, timeout=10) as client:
-        await client.read("bench-warm")  # learn the placement before the clock starts
-        start = loop.time()
-        counted_from = start + WARMUP_S
-        stop = counted_from + duration
+    start = loop.time()
+    counted_from = start + WARMUP_S
+    stop = counted_from + duration
 
-        async def worker(seed: int) -> None:
-            nonlocal errors
-            rng = random.Random(seed)
-            perf = time.perf_counter
-            while True:
-                now = loop.time()
-                if now >= stop:
-                    return
-                key = f"bench-{rng.randrange(1000)}"
-                pick = rng.random()
-                began = perf()
-                try:
-                    if pick < 0.5:
-                        await client.read(key)
-                    elif pick < 0.9:
-                        await client.write(key, rng.getrandbits(30))
-                    else:
-                        await client.cas(key, None, rng.getrandbits(30))
-                except ClientError:
-                    errors += now >= counted_from
-                    continue
-                if now >= counted_from:
-                    latencies.append(perf() - began)
+    async def worker(seed: int) -> None:
+        nonlocal errors
+        client = client_of(seed)
+        rng = random.Random(seed)
+        perf = time.perf_counter
+        while True:
+            now = loop.time()
+            if now >= stop:
+                return
+            key = f"bench-{rng.randrange(1000)}"
+            pick = rng.random()
+            began = perf()
+            try:
+                if pick < 0.5:
+                    await client.read(key)
+                elif pick < 0.9:
+                    await client.write(key, rng.getrandbits(30))
+                else:
+                    await client.cas(key, None, rng.getrandbits(30))
+            except ClientError:
+                errors += now >= counted_from
+                continue
+            if now >= counted_from:
+                latencies.append(perf() - began)
 
-        await asyncio.gather(*(worker(i) for i in range(clients)))
+    await asyncio.gather(*(worker(i) for i in range(clients)))
     latencies.sort()
     return BenchResult(
         clients=clients,
