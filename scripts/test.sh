@@ -19,6 +19,7 @@ if ! command -v mmdebstrap >/dev/null || ! command -v chromium >/dev/null \
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m ruff check .
+python3 -m mypy kvctl
 # The node image, built before the tests (about 35 s from nothing) so its progress is in the log;
 # if it cannot be built, the container tests fail and say why.
 python3 -m kvctl image build || true

@@ -137,7 +137,7 @@ class DockerBackend:
             spec,
             backend=self.name,
             nodes=nodes,
-            extra={**spec.extra, "image": image, "network": network.name},
+            extra={**spec.extra, "image": image, "network": str(network.name)},
         )
         if spec.extra.get("lazyfs"):
             spec.extra["lazyfs"] = f"{DATA_DIR}/db"
@@ -146,7 +146,7 @@ class DockerBackend:
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:
         """Remove the containers and the network; the volumes too if `purge`."""
         check_name(spec.name)
-        owned = {"label": f"{CLUSTER_LABEL}={spec.name}"}
+        owned = _owned(spec)
         containers = self.client.containers.list(all=True, filters=owned)
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda c: c.remove(force=True), containers))
@@ -212,7 +212,7 @@ class DockerBackend:
     def _remembered_subnet(self, spec: ClusterSpec) -> list[Subnet]:
         """The subnet the cluster had before `down`, if free: its nodes come back at their
         old addresses."""
-        owned = {"label": f"{CLUSTER_LABEL}={spec.name}"}
+        owned = _owned(spec)
         for volume in self.client.volumes.list(filters=owned):
             subnet = (volume.attrs.get("Labels") or {}).get(SUBNET_LABEL)
             if subnet and not overlaps(parse_subnet(subnet), self._taken_subnets()):
@@ -293,7 +293,7 @@ class DockerBackend:
     def _remove_extra_nodes(self, spec: ClusterSpec) -> None:
         """Containers of this cluster beyond its current nodes (after `up` with fewer)."""
         wanted = {container_name(spec, n.name) for n in spec.nodes}
-        owned = {"label": f"{CLUSTER_LABEL}={spec.name}"}
+        owned = _owned(spec)
         for container in self.client.containers.list(all=True, filters=owned):
             if container.name not in wanted:
                 container.remove(force=True)
@@ -383,9 +383,11 @@ class DockerBackend:
     def exec(self, spec: ClusterSpec, node: str, argv: list[str]) -> ExecResult:
         container = self._container(spec, node)
         try:
-            code, output = container.exec_run(argv)
+            code, output = container.exec_run(argv)  # not streamed: an exit code and bytes
         except APIError as err:
             raise BackendError(f"cannot run {argv[0]} on {node}: {err.explanation}") from err
+        if code is None or not isinstance(output, bytes):
+            raise BackendError(f"cannot run {argv[0]} on {node}: the engine gave no exit code")
         return ExecResult(code, output.decode(errors="replace"))
 
     def logs(self, spec: ClusterSpec, node: str, follow: bool = False) -> Iterator[str]:
@@ -426,6 +428,11 @@ def node_process(argv: list[str], volume: str, lazy: bool) -> dict[str, Any]:
     }
 
 
+def _owned(spec: ClusterSpec) -> dict[str, str | list[str] | bool]:
+    """The engine's filter for the objects of `spec`'s cluster."""
+    return {"label": f"{CLUSTER_LABEL}={spec.name}"}
+
+
 def container_name(spec: ClusterSpec, node: str) -> str:
     return f"{spec.name}-{node}"
 
@@ -459,6 +466,6 @@ def host_routes(
         fields = line.split()
         destination, mask = (struct.pack("<I", int(f, 16)) for f in (fields[1], fields[7]))
         if mask != b"\0\0\0\0":
-            yield ipaddress.ip_network(
+            yield ipaddress.IPv4Network(
                 f"{socket.inet_ntoa(destination)}/{socket.inet_ntoa(mask)}", strict=False
             )

@@ -38,7 +38,7 @@ class Window:
     summary: str
 
 
-def origin(history: History) -> int:
+def origin(history: History) -> float:
     """The time (ns) of the first client event: zero on every axis."""
     first = history.ranked[0].time if history.ranked else None
     return first or 0

@@ -165,7 +165,7 @@ def _linearization(line: Timeline, order: Sequence[int], position: dict) -> None
 
 
 def _bands(line: Timeline, history: History, ranks: Sequence[int],
-           windows: Sequence[Window], x: Any, zero: int) -> None:
+           windows: Sequence[Window], x: Any, zero: float) -> None:
     """Fault windows mapped onto the event axis."""
     times = [history.ranked[r].time for r in ranks]
     if not ranks or any(t is None for t in times):
