@@ -216,7 +216,7 @@ class History:
     def __post_init__(self) -> None:
         clients = [e for e in self.events if e.process != NEMESIS]
         ranked = _real_time(clients, self.source)
-        rank = {id(e): r for r, e in enumerate(ranked)}
+        rank = {id(e): r for r, e in enumerate(ranked)}  # events compare by value: by id
         object.__setattr__(self, "faults", tuple(e for e in self.events if e.process == NEMESIS))
         object.__setattr__(self, "ops", tuple(_pair(clients, rank, self.source)))
         object.__setattr__(self, "ranked", tuple(ranked))
@@ -329,7 +329,6 @@ def _real_time(events: list[Event], source: str) -> list[Event]:
         order = _by_time(events, source)
     else:
         order = events
-    _check_program_order(events, order, source)
     return order
 
 
@@ -417,17 +416,6 @@ def _completes_then_invokes(events: list[Event]) -> bool:
     return False
 
 
-def _check_program_order(events: list[Event], order: list[Event], source: str) -> None:
-    """Each process's events must be in real-time order in the order they were recorded."""
-    recorded = {id(e): n for n, e in enumerate(events)}
-    last: dict[Hashable, Event] = {}
-    for e in order:
-        before = last.get(e.process)
-        if before is not None and recorded[id(before)] > recorded[id(e)]:
-            _refuse(source, before.line, _out_of_order(e, before))
-        last[e.process] = e
-
-
 def _out_of_order(earlier: Event, later: Event) -> str:
     """What is wrong when `later`, recorded after `earlier` by the same process, comes first
     in time."""
@@ -445,48 +433,57 @@ def _out_of_order(earlier: Event, later: Event) -> str:
 
 
 def _pair(events: list[Event], rank: dict[int, int], source: str) -> list[Op]:
-    """Join each invocation with its process's next completion, in recorded order."""
+    """Join each invocation with its process's next completion, in recorded order, which
+    must be real-time order on each process (module rule 6)."""
     open_: dict[Hashable, Event] = {}
+    last: dict[Hashable, Event] = {}
     pairs: list[tuple[Event, Event | None]] = []
     slot: dict[Hashable, int] = {}
     for e in events:
-        where = _where(source, e.line)
+        process = e.process
+        before = last.get(process)
+        if before is not None and rank[id(before)] > rank[id(e)]:
+            _refuse(source, e.line, _out_of_order(before, e))
+        last[process] = e
         if e.type == "invoke":
-            if e.process in open_:
-                raise HistoryError(
-                    f"{where}: process {e.process} invokes again while its {open_[e.process].f} "
-                    f"from line {open_[e.process].line} has not completed"
+            if process in open_:
+                _refuse(
+                    source,
+                    e.line,
+                    f"process {process} invokes again while its {open_[process].f} "
+                    f"from line {open_[process].line} has not completed",
                 )
-            open_[e.process] = e
-            slot[e.process] = len(pairs)
+            open_[process] = e
+            slot[process] = len(pairs)
             pairs.append((e, None))
             continue
-        inv = open_.pop(e.process, None)
+        inv = open_.pop(process, None)
         if inv is None:
-            raise HistoryError(f"{where}: process {e.process} completes {e.f} it never invoked")
-        if inv.f != e.f:
-            raise HistoryError(
-                f"{where}: process {e.process} completes {e.f} but invoked {inv.f} "
-                f"at line {inv.line}"
+            _refuse(source, e.line, f"process {process} completes {e.f} it never invoked")
+        elif inv.f != e.f:
+            _refuse(
+                source,
+                e.line,
+                f"process {process} completes {e.f} but invoked {inv.f} at line {inv.line}",
             )
-        pairs[slot[e.process]] = (inv, e)
-    ops = []
-    for n, (inv, done) in enumerate(pairs):
-        status = "info" if done is None else done.type
-        known = status in ("ok", "fail")
-        ops.append(
-            Op(
-                n,
-                inv.process,
-                inv.f,
-                inv.key,
-                inv.value,
-                done.value if status == "ok" else None,
-                status,
-                rank[id(inv)],
-                rank[id(done)] if known else None,
-                inv,
-                done,
-            )
-        )
-    return ops
+        else:
+            pairs[slot[process]] = (inv, e)
+    return [_op(n, inv, done, rank) for n, (inv, done) in enumerate(pairs)]
+
+
+def _op(n: int, inv: Event, done: Event | None, rank: dict[int, int]) -> Op:
+    status = "info" if done is None else done.type
+    known = status == "ok" or status == "fail"
+    return Op(
+        n,
+        inv.process,
+        inv.f,
+        inv.key,
+        inv.value,
+        done.value if status == "ok" else None,  # type: ignore[union-attr]
+        status,
+        rank[id(inv)],
+        rank[id(done)] if known else None,
+        inv,
+        done,
+    )

@@ -131,8 +131,9 @@ def check_key(
     )
     if out.valid is False:
         exact = model.exact()
-        if exact is not model:
-            # Search again without merged states, so that the explanation names real values.
+        if exact is not model and any(model.merges(state) for state in out.states):
+            # Search again without merged states, so that the explanation names real values
+            # (the prefix is replayed exactly by the explanation in any case).
             limit = min(start + budget, time.monotonic() + EXPLAIN_BUDGET)
             again = search(ops, exact, before, deadline=limit)
             if again.valid is False:

@@ -117,8 +117,9 @@ def failure(words: Words, ops: Sequence[Op], outcome: Outcome) -> str:
 
 
 def _last_fit(words: Words, x: Op, prefix: Sequence[Op]) -> str:
-    """Where in the longest prefix `x` last fitted, and what took that chance away."""
-    model = words.model
+    """Where in the longest prefix `x` last fitted, and what took that chance away (replayed
+    with the exact model, so that states are real values)."""
+    model = words.model.exact()
     states = [model.init()]
     for op in prefix:
         states.append(model.step(states[-1], op)[1])

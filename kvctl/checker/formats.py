@@ -28,10 +28,13 @@ from kvctl.checker.model import brief
 from kvctl.history import NEMESIS, TYPES, Event, History, HistoryError, JsonObject, freeze, number
 
 FORMATS = ("jsonl", "jepsen-log", "porcupine-kv", "knossos-edn")
-_LOG_LINE = re.compile(
-    r"jepsen\.util\s+-\s+(?P<process>\S+)\s+(?P<type>:\S+)\s+(?P<f>:\S+)\s*(?P<value>.*)$"
+_LOG_LINES = re.compile(  # each line that mentions jepsen.util: an operation, or bad
+    r"^.*?jepsen\.util(?:[ \t]+-[ \t]+(?P<process>\S+)[ \t]+(?P<type>:\S+)[ \t]+"
+    r"(?P<f>:\S+)[ \t]*(?P<value>.*)$|(?P<bad>.*)$)",
+    re.MULTILINE,
 )
 _KV_FS = frozenset({"get", "put", "append"})
+_TIMED_OUT = Keyword("timed-out")
 
 
 def load(path: str | Path, fmt: str = "auto") -> History:
@@ -78,27 +81,29 @@ def detect(text: str, source: str) -> str:
 def read_jepsen_log(text: str, source: str) -> History:
     """Jepsen `jepsen.util` log lines; one register, initially absent."""
     events = []
-    seen: dict[str, Any] = {}  # the same few values recur on every line
-
-    def value_of(text: str, line: int) -> Any:
-        if text not in seen:
-            seen[text] = _log_value(text, source, line) if text.strip() else None
-        return seen[text]
-
-    for n, raw in enumerate(text.splitlines(), 1):
-        if "jepsen.util" not in raw:
-            continue
-        m = _LOG_LINE.search(raw)
-        if m is None:
-            raise HistoryError(f"{source}:{n}: not a Jepsen operation line: {raw.strip()!r}")
-        process, kind, f, value = (value_of(m[g], n) for g in ("process", "type", "f", "value"))
+    seen: dict[str, Any] = {}  # the same few fields recur on every line: parse each once
+    line, counted = 1, 0
+    for m in _LOG_LINES.finditer(text):
+        line += text.count("\n", counted, m.start())
+        counted = m.start()
+        if m["bad"] is not None:
+            raise HistoryError(f"{source}:{line}: not a Jepsen operation line: {m[0].strip()!r}")
+        fields = []
+        for part in m.group("process", "type", "f", "value"):
+            value = seen.get(part, seen)
+            if value is seen:
+                value = seen[part] = _log_value(part, source, line) if part.strip() else None
+            fields.append(value)
+        process, kind, f, value = fields
         if kind not in TYPES or not isinstance(f, Keyword):
-            raise HistoryError(f"{source}:{n}: expected :type and :f keywords in {raw.strip()!r}")
+            raise HistoryError(
+                f"{source}:{line}: expected :type and :f keywords in {m[0].strip()!r}"
+            )
         if process == NEMESIS:
             process = NEMESIS
-        elif kind != "invoke" and value == Keyword("timed-out"):
+        elif kind != "invoke" and value == _TIMED_OUT:
             kind, value = "info", None
-        events.append(Event(process, str(kind), str(f), None, value, line=n))
+        events.append(Event(process, str(kind), str(f), None, value, None, None, line))
     return History(tuple(events), source)
 
 
@@ -113,7 +118,7 @@ def _log_value(text: str, source: str, line: int) -> Any:
         return Keyword(text[1:])
     if text[0] == "[" and text[-1] == "]" and all(p.isdigit() for p in text[1:-1].split()):
         return tuple(int(p) for p in text[1:-1].split())
-    return read_one(text, source, line)
+    return _plain(read_one(text, source, line), f"{source}:{line}")
 
 
 def read_porcupine_kv(text: str, source: str) -> History:

@@ -11,7 +11,9 @@ A model is the sequential specification of one partition of a history (one key, 
 - `settle(ops)`: evidence that fixes unknown outcomes before the search;
 - `facts(ops, known)`: orders that every linearization must obey, for the constraint graph;
 - `describe_op`, `describe_state`: words for explanations, and `exact()`: the model without
-  any merging of states (see the register), so that explanations name real values.
+  any merging of states (see the register), so that explanations name real values;
+  `merges(state)`: whether a state stands for several. A model and its exact form must agree
+  on which operations are legal after any sequence of operations.
 
 An operation whose outcome is unknown must be legal in every state (it may have taken effect,
 or not). `step` may depend on an operation's f, value, result and status only. The checker
@@ -72,6 +74,8 @@ class Model(Protocol):
 
     def exact(self) -> Model: ...
 
+    def merges(self, state: Hashable) -> bool: ...
+
 
 class Base:
     """Defaults: every operation counts, no evidence, no facts."""
@@ -98,6 +102,9 @@ class Base:
 
     def exact(self) -> Any:
         return self
+
+    def merges(self, state: Hashable) -> bool:
+        return False
 
 
 def show(value: Any) -> str:

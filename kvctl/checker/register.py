@@ -70,6 +70,9 @@ class Register(Base):
         exact.observed = None
         return exact
 
+    def merges(self, state: Hashable) -> bool:
+        return state is _UNSEEN
+
     def init(self) -> Hashable:
         return self.canon(self.initial)
 

@@ -80,14 +80,22 @@ def symmetric_before(ops: Sequence[Op]) -> list[int]:
     for i, op in enumerate(ops):
         classes.setdefault((op.f, op.value, op.result, op.status), []).append(i)
     inf = float("inf")
+    calls = [op.call for op in ops]
+    rets = [inf if op.ret is None else op.ret for op in ops]
     masks = [0] * len(ops)
     for members in classes.values():
-        members.sort(key=lambda i: (ops[i].call, inf if ops[i].ret is None else ops[i].ret, i))
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda i: (calls[i], rets[i], i))
+        earlier, latest = 0, -inf  # the members so far, and their latest return
         for k, j in enumerate(members):
-            rj = inf if ops[j].ret is None else ops[j].ret
-            for i in members[:k]:
-                if (inf if ops[i].ret is None else ops[i].ret) <= rj:
-                    masks[j] |= 1 << i
+            rj = rets[j]
+            if rj >= latest:  # the common case: every earlier member returned no later
+                masks[j] = earlier
+            else:
+                masks[j] = sum(1 << i for i in members[:k] if rets[i] <= rj)
+            earlier |= 1 << j
+            latest = max(latest, rj)
     return masks
 
 
