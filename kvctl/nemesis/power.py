@@ -68,10 +68,9 @@ class DiskFault(NodeFault, ABC):
             disks = dict(zip(nodes, pool.map(self._run, nodes, commands.values()), strict=True))
         errors = {node: disk["error"] for node, disk in disks.items() if "error" in disk}
         for node in nodes:
-            try:
-                self._call("kill", node)
-            except BackendError as exc:
-                errors[node] = f"kill: {exc}"
+            problem = self._power_off(node)
+            if problem:
+                errors[node] = problem
             self.ctx.held[node] = self.name
         self.victims = list(nodes)
         value: Value = {"targets": how, "nodes": nodes, "disks": disks, "summary": ""}
@@ -84,6 +83,19 @@ class DiskFault(NodeFault, ABC):
     @abstractmethod
     def summarize(self, nodes: list[str], disks: dict[str, Value]) -> str:
         """One line for people: what the fault did to the nodes' disks."""
+
+    def _power_off(self, node: str) -> str | None:
+        """SIGKILL the node; why not, if it still runs. A node often stops on its own first,
+        at its next write to the dead disk, and may do so while it is being killed."""
+        try:
+            self._call("kill", node)
+            return None
+        except BackendError as exc:
+            try:
+                running = {s.name: s.running for s in self.ctx.backend.status(self.ctx.spec)}
+            except BackendError:
+                running = {}
+            return f"kill: {exc}" if running.get(node, True) else None
 
     def _run(self, node: str, argv: list[str]) -> Value:
         """Run a lazyfs command on a node; its JSON answer, or {"error": why}."""

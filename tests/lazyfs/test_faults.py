@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from kvctl import nemesis
-from kvctl.control.backend import ClusterSpec, ExecResult
+from kvctl.control.backend import BackendError, ClusterSpec, ExecResult
 from kvctl.nemesis.corrupt import Corrupt
 from kvctl.nemesis.power import Power
 from kvctl.nemesis.process import kill
@@ -39,6 +39,12 @@ class LazyBackend(FakeBackend):
             return ExecResult(137 if node in self.stopping else 0, json.dumps(lost))
         return ExecResult(0, json.dumps({"file": "wal.log", "mode": "flip", "size": 9,
                                          "offsets": [3]}))
+
+    def kill(self, spec: ClusterSpec, node: str) -> None:
+        if node in self.stopping:  # it stopped on its own just as it was killed
+            self.down.add(node)
+            raise BackendError(f"cannot kill {node}: container is not running")
+        super().kill(spec, node)
 
     def start(self, spec: ClusterSpec, node: str) -> None:
         super().start(spec, node)
@@ -136,13 +142,14 @@ def test_a_node_whose_disk_cannot_be_cut_is_still_killed_and_the_error_recorded(
     assert ("kill", "n1") in backend.calls
 
 
-def test_an_answer_counts_though_the_stopping_container_killed_the_command() -> None:
+def test_a_node_that_stops_as_it_is_cut_is_no_failure() -> None:
     ctx, backend = context(n=1)
     backend.stopping.add("n1")
     power = Power(ctx)
     power.check()
     value = power.start()
     assert "errors" not in value and value["disks"]["n1"]["lost_bytes"] == 10
+    assert ctx.held == {"n1": "power"}
 
 
 def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
