@@ -11,8 +11,9 @@ import pytest
 
 from kvctl.client import Client, Failed, Indeterminate
 from kvctl.node import errors
-from kvctl.node.core import FAIL, MAX_VALUE_BYTES, UNKNOWN, NodeCore
+from kvctl.node.core import FAIL, MAX_HOPS, MAX_VALUE_BYTES, NODE_LEVEL, UNKNOWN, NodeCore
 from kvctl.node.errors import ErrorCode
+from kvctl.node.messages import ClientForward, ClientForwardReply
 from kvctl.node.placement import Placement
 from kvctl.node.wire import CLIENT_FRAME_LIMIT, FrameDecoder, frame
 from kvctl.sim.world import World
@@ -75,11 +76,19 @@ def assert_error(response: tuple[Any, ...], expected: ErrorCode) -> None:
         ((1, "delete", "k", None, None, ADMIN, 1), errors.NOT_SUPPORTED),
         ((1, "w", "k" * 2000, "v", None, ADMIN, 1), errors.TOO_LARGE),
         ((1, "w", "k", "v" * (MAX_VALUE_BYTES + 1), None, ADMIN, 1), errors.TOO_LARGE),
-        ((1, "w", "k", "v", None, ADMIN, 1), errors.TEMPORARILY_UNAVAILABLE),  # no leader yet
     ],
 )
 def test_a_refused_request_carries_its_code(request_, expected):
     assert_error(answer(lone_core(), request_), expected)
+
+
+def test_a_forward_that_used_its_hops_without_finding_a_leader_is_unavailable():
+    core = lone_core()  # no leader elected yet
+    request = (1, "w", "k", "v", None, ADMIN, 1)
+    core.peer_message("n2", NODE_LEVEL, ClientForward(7, request, MAX_HOPS))
+    replies = [m for _, _, m in core.take_ready().messages if isinstance(m, ClientForwardReply)]
+    assert [r.forward_id for r in replies] == [7]
+    assert_error((7, *replies[0].response), errors.TEMPORARILY_UNAVAILABLE)
 
 
 def test_a_forward_nobody_answers_times_out():
@@ -178,8 +187,8 @@ def outcome(script: list[Reply], action: Callable[[Client], Any]) -> tuple[Any, 
     async def main() -> Any:
         server = await asyncio.start_server(node.serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        async with server, Client({"n1": f"127.0.0.1:{port}"}, timeout=0.6,
-                                  attempt_timeout=0.15) as client:
+        async with server, Client({"n1": f"127.0.0.1:{port}"}, timeout=1.5,
+                                  attempt_timeout=1.0) as client:
             try:
                 return await action(client)
             except (Failed, Indeterminate) as exc:
