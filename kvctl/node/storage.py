@@ -48,8 +48,10 @@ class CorruptLog(Exception):
     def __init__(self, path: str, offset: int, problem: str) -> None:
         super().__init__(
             f"{path}: corrupt record at byte offset {offset}: {problem}. This node's data "
-            "cannot be trusted; start it with an empty data directory so that it rejoins "
-            "from the others (kvctl replace-node), or restore the file."
+            "cannot be trusted, and it must not rejoin under its name with an empty "
+            "directory either (a member that forgets its promises can break safety): "
+            "replace it (kvctl replace-node NODE), which moves its replicas to a new node "
+            "through reconfiguration, then delete its data."
         )
         self.path, self.offset, self.problem = path, offset, problem
 
