@@ -166,7 +166,12 @@ def partition(components: tuple[str, ...]) -> None:
                 raise click.BadParameter(f"{node} is in two components")
             seen.add(node)
     grudge = complete(groups, ctx.nodes)
-    missed = Partition(ctx).apply(grudge)
+    fault = Partition(ctx)
+    try:
+        fault.check()  # refuses nodes that share a host: a rule for one would cut the others
+    except nemesis.NemesisError as exc:
+        raise click.ClickException(str(exc)) from exc
+    missed = fault.apply(grudge)
     for problem in missed:
         click.echo(f"not applied: {problem}", err=True)
     click.echo(f"partitioned: {show(grudge)}")

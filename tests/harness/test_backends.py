@@ -8,10 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from kvctl import nemesis
+from kvctl.cli import main
 from kvctl.control import BACKENDS, get_backend
-from kvctl.control.backend import IDEMPOTENT, ClusterSpec, NodeSpec
+from kvctl.control.backend import IDEMPOTENT, ClusterSpec, NodeSpec, save_spec
 from kvctl.control.ssh import SshBackend
 
 from .fakes import FakeBackend, spec_of
@@ -76,3 +78,10 @@ def test_network_faults_run_when_every_node_has_its_own_host(tmp_path):
     spec = ssh_spec(tmp_path, hosts=3, nodes=3)
     backend = FakeBackend(places=SshBackend().exec_places(spec))
     assert build(spec, "partition", backend).names == ["partition"]
+
+
+def test_a_manual_partition_is_refused_when_nodes_share_a_host(tmp_path, kvctl_home):
+    save_spec(ssh_spec(tmp_path, hosts=2, nodes=3))
+    done = CliRunner().invoke(main, ["partition", "n1"])
+    assert done.exit_code == 1, done.output
+    assert "n1, n3 share host 10.9.0.1" in done.output and "Traceback" not in done.output
