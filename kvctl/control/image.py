@@ -308,7 +308,8 @@ def ensure_node_image(
     files = context_files()
     # Each checkout has images of its own, so that one never removes another's (below).
     source = str(recipe_dir().parent)
-    tag = node_tag(db, digest(files, client.images.get(base).id, source))
+    base_id = client.images.get(base).id or base
+    tag = node_tag(db, digest(files, base_id, source))
     if rebuild or not _present(client, tag):
         progress.stage(f"building {tag} on {base}")
         _build(client, files, {"BASE": base, "SOURCE": source}, tag, progress)

@@ -6,7 +6,7 @@ or a local process carries out through `kvctl.db.launch`), how to fault one node
 (through the Backend, by default), where its logs are, and who leads where that is knowable.
 Its clients map read/write/cas onto the store and end every operation as the workload expects:
 a result, `Failed` (definitely did not happen) or `Indeterminate` (may have happened). Which
-of the two an error is comes from one table of error kinds (`classify`), never from the text.
+of the two an error is comes from its entry in kvctl.node.errors (`fail`), never from a text.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, ClassVar, NoReturn, Protocol
 
 from kvctl.client import Failed, Indeterminate
 from kvctl.control.backend import Backend, ClusterSpec, NodeSpec
+from kvctl.node.errors import ErrorCode
 
 DEFAULT_DB = "kvctl"
 DATABASES = ("kvctl", "etcd", "redis", "nats")
@@ -35,46 +36,12 @@ class DBError(Exception):
 # -- errors as data ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ErrorKind:
-    """Maelstrom's idea: an error is a code, a name and whether it is definite (the
-    operation surely did not happen) and retryable (trying again may succeed)."""
-
-    code: int
-    name: str
-    definite: bool
-    retryable: bool
-
-
-# Maelstrom's codes, so that one table serves every client. Issue #12 moves the registry to
-# kvctl/node/errors.py; `error_kind` is then its lookup, and nothing else here changes.
-_KINDS = (
-    ErrorKind(0, "timeout", definite=False, retryable=True),
-    ErrorKind(1, "node-not-found", definite=True, retryable=True),
-    ErrorKind(10, "not-supported", definite=True, retryable=False),
-    ErrorKind(11, "temporarily-unavailable", definite=True, retryable=True),
-    ErrorKind(12, "malformed-request", definite=True, retryable=False),
-    ErrorKind(13, "crash", definite=False, retryable=True),
-    ErrorKind(14, "abort", definite=True, retryable=True),
-    ErrorKind(20, "key-does-not-exist", definite=True, retryable=False),
-    ErrorKind(21, "key-already-exists", definite=True, retryable=False),
-    ErrorKind(22, "precondition-failed", definite=True, retryable=False),
-)
-_BY_NAME = {kind.name: kind for kind in _KINDS}
-
-
-def error_kind(name: str) -> ErrorKind:
-    """The registry's entry for `name`; an unknown name is indefinite ("when in doubt,
-    indefinite is always safe")."""
-    return _BY_NAME.get(name, ErrorKind(13, name, definite=False, retryable=True))
-
-
-def fail(op: str, name: str, detail: str) -> NoReturn:
-    """End an operation with error `name`: Failed if it is definite or the operation is a
-    read (a read changes nothing, so one that may have run is as good as one that did not),
-    Indeterminate otherwise."""
-    message = f"{name}: {detail}"
-    if op == "read" or error_kind(name).definite:
+def fail(op: str, error: ErrorCode, detail: str) -> NoReturn:
+    """End an operation with `error` (an entry of kvctl.node.errors, the one registry): Failed
+    if it is definite or the operation is a read (a read changes nothing, so one that may have
+    run is as good as one that did not), Indeterminate otherwise."""
+    message = f"{error.name}: {detail}"
+    if op == "read" or error.definite:
         raise Failed(message)
     raise Indeterminate(message)
 

@@ -19,19 +19,20 @@ import httpx
 from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
 from kvctl.db import DB, TIMEOUT_S, NodePlan, decode, encode, fail
+from kvctl.node import errors
 
 CONNECT_TIMEOUT_S = 1.0
 PROBE_KEY = "kvctl-probe"
 # gRPC status codes (the gateway's "code") to error kinds. etcd answers UNAVAILABLE for a
 # proposal that timed out or lost its leader, which may still commit: a timeout, not a refusal.
 GRPC_KINDS = {
-    3: "malformed-request",  # INVALID_ARGUMENT
-    4: "timeout",  # DEADLINE_EXCEEDED
-    5: "key-does-not-exist",  # NOT_FOUND
-    8: "temporarily-unavailable",  # RESOURCE_EXHAUSTED: too many requests, refused unread
-    9: "precondition-failed",  # FAILED_PRECONDITION
-    11: "abort",  # OUT_OF_RANGE: a compacted revision
-    14: "timeout",  # UNAVAILABLE
+    3: errors.MALFORMED_REQUEST,  # INVALID_ARGUMENT
+    4: errors.TIMEOUT,  # DEADLINE_EXCEEDED
+    5: errors.KEY_DOES_NOT_EXIST,  # NOT_FOUND
+    8: errors.TEMPORARILY_UNAVAILABLE,  # RESOURCE_EXHAUSTED: too many requests, refused unread
+    9: errors.PRECONDITION_FAILED,  # FAILED_PRECONDITION
+    11: errors.ABORT,  # OUT_OF_RANGE: a compacted revision
+    14: errors.TIMEOUT,  # UNAVAILABLE
 }
 
 
@@ -98,17 +99,17 @@ class EtcdClient:
         try:
             response = await self.http.post(path, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            fail(op, "temporarily-unavailable", _describe(exc))
+            fail(op, errors.TEMPORARILY_UNAVAILABLE, _describe(exc))
         except httpx.TimeoutException as exc:
-            fail(op, "timeout", _describe(exc))
+            fail(op, errors.TIMEOUT, _describe(exc))
         except httpx.TransportError as exc:
-            fail(op, "crash", _describe(exc))
+            fail(op, errors.CRASH, _describe(exc))
         try:
             reply: dict[str, Any] = response.json()
         except ValueError:
-            fail(op, "crash", f"HTTP {response.status_code}: {response.text[:200]!r}")
+            fail(op, errors.CRASH, f"HTTP {response.status_code}: {response.text[:200]!r}")
         if response.status_code != httpx.codes.OK:
-            kind = GRPC_KINDS.get(int(reply.get("code", -1)), "crash")
+            kind = GRPC_KINDS.get(int(reply.get("code", -1)), errors.CRASH)
             fail(op, kind, str(reply.get("error") or reply.get("message") or reply))
         return reply
 

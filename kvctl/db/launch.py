@@ -45,8 +45,9 @@ def run(plan: NodePlan) -> int:
     signal.signal(signal.SIGINT, forward)
     while all(process.poll() is None for process in processes):
         time.sleep(POLL_S)
-    ended = next(process for process in processes if process.returncode is not None)
-    print(f"kvctl.db.launch: {ended.args[0]} ended (exit {ended.returncode})", flush=True)
+    ended, argv = next((p, argv) for p, argv in zip(processes, plan.processes, strict=True)
+                       if p.returncode is not None)
+    print(f"kvctl.db.launch: {argv[0]} ended (exit {ended.returncode})", flush=True)
     for process in processes:
         if process.poll() is None:
             process.kill()

@@ -32,6 +32,7 @@ from nats.js.kv import KeyValue
 from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
 from kvctl.db import DB, TIMEOUT_S, NodePlan, decode, encode, fail
+from kvctl.node import errors
 
 BUCKET = "kv"
 CLUSTER = "kvctl"
@@ -107,7 +108,7 @@ class NatsClient:
             self._kv = await js.key_value(BUCKET)
         except (NatsError, OSError, TimeoutError) as exc:
             await self.close()
-            fail(op, "temporarily-unavailable", f"{self.server}: {_describe(exc)}")
+            fail(op, errors.TEMPORARILY_UNAVAILABLE, f"{self.server}: {_describe(exc)}")
         return self._kv
 
 
@@ -133,12 +134,12 @@ async def _ignore(error: Exception) -> None:
 
 def _fail(op: str, exc: Exception) -> NoReturn:
     if isinstance(exc, DEFINITE):
-        fail(op, "temporarily-unavailable", _describe(exc))
+        fail(op, errors.TEMPORARILY_UNAVAILABLE, _describe(exc))
     if isinstance(exc, NatsTimeoutError):
-        fail(op, "timeout", _describe(exc))
+        fail(op, errors.TIMEOUT, _describe(exc))
     if isinstance(exc, APIError):  # JetStream answered with a refusal
-        fail(op, "abort", _describe(exc))
-    fail(op, "crash", _describe(exc))
+        fail(op, errors.ABORT, _describe(exc))
+    fail(op, errors.CRASH, _describe(exc))
 
 
 def _describe(exc: Exception) -> str:

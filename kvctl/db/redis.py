@@ -14,7 +14,7 @@ two ports: Redis on the node's port, its Sentinel on the next.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import Connection
@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
 from kvctl.db import DB, TIMEOUT_S, NodePlan, decode, encode, fail
+from kvctl.node import errors
 
 SERVICE = "kv"  # the name the Sentinels monitor the primary under
 DOWN_AFTER_MS = 2000
@@ -133,13 +134,13 @@ class RedisClient:
             return await connection.read_response()
         except ResponseError as exc:  # refused (READONLY, NOREPLICAS, ...): not applied
             self._primary = None
-            fail(op, "abort", str(exc))
+            fail(op, errors.ABORT, str(exc))
         except RedisTimeoutError as exc:
             await self._forget(connection)
-            fail(op, "timeout", str(exc))
+            fail(op, errors.TIMEOUT, str(exc))
         except (RedisError, OSError) as exc:
             await self._forget(connection)
-            fail(op, "crash", str(exc) or type(exc).__name__)
+            fail(op, errors.CRASH, str(exc) or type(exc).__name__)
         finally:
             await pool.release(connection)
 
@@ -158,10 +159,10 @@ class RedisClient:
             connection: Connection = await pool.get_connection()
             return connection
         except MasterNotFoundError as exc:
-            fail(op, "temporarily-unavailable", f"no Sentinel names a primary: {exc}")
+            fail(op, errors.TEMPORARILY_UNAVAILABLE, f"no Sentinel names a primary: {exc}")
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             primary, self._primary = self._primary, None
-            fail(op, "temporarily-unavailable", f"primary {primary}: {exc}")
+            fail(op, errors.TEMPORARILY_UNAVAILABLE, f"primary {primary}: {exc}")
 
     async def _forget(self, connection: Connection) -> None:
         """After a lost answer, ask the Sentinels again, and never reuse what the connection
@@ -227,10 +228,10 @@ async def _not_ready(spec: ClusterSpec) -> str:
         client = RedisClient([(node.host, sentinel_port(node))], timeout=1.0)
         try:
             sentinel = client.sentinel.sentinels[0]
-            peers = await sentinel.sentinel_sentinels(SERVICE)
+            peers = cast(list[dict[str, Any]], await sentinel.sentinel_sentinels(SERVICE))
             if len(peers) < others:
                 return f"{node.name}'s Sentinel knows {len(peers)} of {others} others"
-            primary = await sentinel.sentinel_master(SERVICE)
+            primary = cast(dict[str, Any], await sentinel.sentinel_master(SERVICE))
             if int(primary.get("num-slaves", 0)) < others:
                 return f"{node.name}'s Sentinel sees {primary.get('num-slaves')} replicas"
             await client.read("kvctl-probe")

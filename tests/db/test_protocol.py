@@ -9,8 +9,9 @@ import pytest
 
 from kvctl.client import Failed, Indeterminate
 from kvctl.control.backend import ClusterSpec, NodeSpec
-from kvctl.db import DATABASES, DBError, NodePlan, error_kind, fail, get_db
+from kvctl.db import DATABASES, DBError, NodePlan, fail, get_db
 from kvctl.db.launch import write_files
+from kvctl.node import errors
 
 
 def spec(nodes: int = 3, read_mode: str = "linearizable") -> ClusterSpec:
@@ -43,23 +44,18 @@ def test_a_read_mode_a_store_lacks_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("op", "name", "outcome"),
+    ("op", "error", "outcome"),
     [
-        ("write", "temporarily-unavailable", Failed),
-        ("write", "timeout", Indeterminate),
-        ("cas", "crash", Indeterminate),
-        ("write", "something-new", Indeterminate),  # unknown: indefinite is always safe
-        ("read", "timeout", Failed),  # a read changes nothing
+        ("write", errors.TEMPORARILY_UNAVAILABLE, Failed),
+        ("write", errors.TIMEOUT, Indeterminate),
+        ("cas", errors.CRASH, Indeterminate),
+        ("cas", errors.PRECONDITION_FAILED, Failed),
+        ("read", errors.TIMEOUT, Failed),  # a read changes nothing
     ],
 )
-def test_an_error_ends_as_its_kind_says(op, name, outcome):
-    with pytest.raises(outcome, match=name):
-        fail(op, name, "detail")
-
-
-def test_unknown_error_kinds_are_indefinite():
-    assert error_kind("precondition-failed").definite
-    assert not error_kind("never-heard-of").definite
+def test_an_error_ends_as_the_registry_says(op, error, outcome):
+    with pytest.raises(outcome, match=error.name):
+        fail(op, error, "detail")
 
 
 def test_a_plan_survives_the_command_line():
