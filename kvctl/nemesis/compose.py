@@ -62,10 +62,13 @@ class Nemesis:
             blocker = await self._wait_for_straggler(record)
             if blocker is not None:
                 what = f"{blocker.verb} {blocker.fault.name}"
-                value = {"error": f"skipped: {what} has not returned",
-                         "summary": f"{verb} {fault.name} skipped: {what} still runs"}
+                value: Value = {"error": f"skipped: {what} has not returned",
+                                "summary": f"{verb} {fault.name} skipped: {what} still runs"}
             else:
+                began = asyncio.get_running_loop().time()
                 value = await self._run_limited(fault, verb)
+                # recorded when it returns: how long it took says when it began to act
+                value["seconds"] = round(asyncio.get_running_loop().time() - began, 3)
             self._show(fault, verb, value)
             if record:
                 self.record(f"{verb}-{fault.name}", value)
