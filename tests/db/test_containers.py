@@ -166,3 +166,36 @@ def test_etcd_an_isolated_member_refuses_linearizable_reads_but_serves_stale_one
     assert majority_read == 2
     assert isinstance(isolated_read, ClientError)
     assert stale_read == 1
+
+
+def test_redis_loses_a_write_its_isolated_primary_acknowledged(container_cluster):
+    """Jepsen's 2013 finding, on demand: the primary, cut off from the Sentinels' majority,
+    still acknowledges a write; the majority fails over; once healed, the old primary comes
+    back as a replica of the new one, and the acknowledged write is gone."""
+    cluster = container_cluster("redis")
+
+    async def scenario() -> tuple:
+        old_side = cluster.db.client(cluster.spec, "n1")
+        new_side = cluster.db.client(cluster.spec, "n2")
+        try:
+            await old_side.write("k", 1)
+            cluster.isolate("n1")
+            await old_side.write("k", 2)  # acknowledged by the isolated primary
+            async with asyncio.timeout(60):
+                while (await cluster.db.primaries(cluster.spec)) in ([], ["n1"]):
+                    await asyncio.sleep(0.2)
+            for node in cluster.spec.nodes:
+                cluster.exec(node.name, "iptables", "-F", "INPUT")
+            async with asyncio.timeout(60):  # n1 rejoins as a replica and resyncs
+                while "slave" not in cluster.exec("n1", "redis-cli", "-h",
+                                                  cluster.spec.node("n1").host, "-p",
+                                                  str(PORT), "role"):
+                    await asyncio.sleep(0.2)
+            return await new_side.read("k"), await cluster.db.primaries(cluster.spec)
+        finally:
+            await old_side.close()
+            await new_side.close()
+
+    value, primaries = asyncio.run(scenario())
+    assert value == 1
+    assert primaries and "n1" not in primaries
