@@ -169,6 +169,12 @@ class DB:
         backend.resume(spec, node)
 
 
+def db_of(spec: ClusterSpec) -> DB:
+    """The store a cluster runs: `spec.extra["db"]`, kvctl's own when unset (every cluster
+    saved before there were other stores)."""
+    return get_db(spec.extra.get("db", DEFAULT_DB))
+
+
 def get_db(name: str) -> DB:
     """The store called `name`, imported on demand so each needs only its own client library."""
     if name not in DATABASES:

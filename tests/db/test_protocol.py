@@ -9,7 +9,7 @@ import pytest
 
 from kvctl.client import Failed, Indeterminate
 from kvctl.control.backend import ClusterSpec, NodeSpec
-from kvctl.db import DATABASES, DBError, NodePlan, fail, get_db
+from kvctl.db import DATABASES, DBError, NodePlan, db_of, fail, get_db
 from kvctl.db.launch import write_files
 from kvctl.node import errors
 
@@ -24,6 +24,13 @@ def spec(nodes: int = 3, read_mode: str = "linearizable") -> ClusterSpec:
 
 def test_every_store_is_registered_under_its_own_name():
     assert [get_db(name).name for name in DATABASES] == list(DATABASES)
+
+
+def test_a_cluster_names_its_store_and_an_old_cluster_is_kvctl():
+    cluster = spec()
+    assert db_of(cluster).name == "kvctl"
+    cluster.extra["db"] = "nats"
+    assert db_of(cluster).name == "nats"
 
 
 def test_an_unknown_store_is_refused_with_the_choices():
