@@ -13,8 +13,11 @@ operation on one of its keys, sent from a node that can serve the group, waits a
 operation on the group has completed ok since it began waiting. A stall longer than
 `LIVENESS_BOUND` is a liveness defect, "unavailable although a majority existed"; a group
 without a connected majority is "unavailable because no majority existed", which is no
-defect. Stalls are judged only while every fault in effect is one whose effect is modelled
-(`JUDGED`): a slowed link (netem) or a reconfiguration may stall a group legitimately.
+defect. Stalls are judged only in windows where every fault in effect is one whose effect is
+modelled (`MODELLED`): a slowed link (netem) or a reconfiguration may stall a group
+legitimately; and only once each action has acted on every node: an action is recorded when
+it returns, with how long it took, so a window starts when its start began to act and the
+seconds until it returned are not judged.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from kvctl.report.connectivity import Network, has_majority, serves
 
 LIVENESS_BOUND = 2.0  # seconds: an election and a forward's retry, with room to spare
 BEFORE = 10.0  # seconds before a window that its "before" rate counts
-JUDGED = frozenset({"partition", "kill", "pause", "power"})
+MODELLED = frozenset({"partition", "kill", "pause", "power"})
 NODE_FAULTS = frozenset({"kill", "pause", "power"})  # each takes its "nodes" out
 
 
@@ -83,20 +86,23 @@ class Epoch:
     network: Network
     members: Mapping[int, tuple[str, ...]]
     active: frozenset[str]  # the faults in effect
+    settled: bool = True  # False while an action is still changing the state
 
     @property
-    def judged(self) -> bool:
-        return self.active <= JUDGED
+    def modelled(self) -> bool:
+        return self.active <= MODELLED
 
 
 @dataclass(frozen=True)
 class Window:
-    """One fault from its start to its stop (or the end of the history)."""
+    """One fault from when its start began to act to when its stop did (or the end of the
+    history), and when the stop had acted on every node."""
 
     fault: str
     shape: str
     start: float
     end: float
+    healed: float
 
 
 @dataclass(frozen=True)
@@ -116,12 +122,13 @@ class Row:
 
     fault: str
     shape: str
-    start: float
-    end: float
+    start: float  # its start began to act
+    end: float  # its stop began to act
+    healed: float  # its stop had acted on every node
     ok_per_second: float
     ok_per_second_before: float | None
     first_ok_majority: float | None  # from the start, on a group that kept a majority
-    first_ok_after_heal: float | None
+    first_ok_after_heal: float | None  # from `healed`
     longest_gap: float  # with no ok operation at all
     groups_with_majority: list[int] = field(default_factory=list)
     groups_without_majority: list[int] = field(default_factory=list)
@@ -141,17 +148,19 @@ class _State:
     members: dict[int, tuple[str, ...]] = field(default_factory=dict)
     opened: dict[str, tuple[float, str]] = field(default_factory=dict)  # fault -> start, shape
 
-    def frozen(self, start: float, end: float) -> Epoch:
+    def frozen(self, start: float, end: float, settled: bool = True) -> Epoch:
         down = frozenset().union(*self.out.values())
         return Epoch(start, end, Network(dict(self.drops), down), dict(self.members),
-                     frozenset(self.opened))
+                     frozenset(self.opened), settled)
 
-    def apply(self, verb: str, fault: str, value: Mapping[str, Any], at: float) -> Window | None:
-        """Change the state by one nemesis event; the window it closes, if any."""
+    def apply(self, verb: str, fault: str, value: Mapping[str, Any], began: float,
+              at: float) -> Window | None:
+        """Change the state by one nemesis event (an action that began to act at `began` and
+        was recorded at `at`); the window it closes, if any."""
         for group, members in value.get("plan") or []:
             self.members[int(group)] = tuple(members)
         if verb == "start" and "error" not in value:
-            self.opened[fault] = (at, str(value.get("summary") or fault))
+            self.opened[fault] = (began, str(value.get("summary") or fault))
             if fault == "partition":
                 self.drops = {n: frozenset(s) for n, s in (value.get("drops") or {}).items()}
             elif fault in NODE_FAULTS:
@@ -162,28 +171,32 @@ class _State:
                 self.drops = {}
             self.out.pop(fault, None)
             start, shape = self.opened.pop(fault)
-            return Window(fault, shape, start, at)
+            return Window(fault, shape, start, began, at)
         return None
 
 
 def timeline(history: History, topology: Topology) -> tuple[list[Epoch], list[Window]]:
-    """The run cut into epochs of one fault state each, and the fault windows."""
+    """The run cut into epochs of one fault state each, and the fault windows. An action is
+    recorded when it returns, with how long it took (`seconds`): from when it began until
+    then, the state is changing (an unsettled epoch)."""
     zero, end = stats.origin(history), stats.span(history)
     state = _State(members=dict(topology.members))
     epochs: list[Epoch] = []
     windows: list[Window] = []
-    began = 0.0
+    last = 0.0
     for e in history.faults:
         verb, _, fault = e.f.partition("-")
-        value = thaw(e.value)
-        at = max(0.0, ((e.time or zero) - zero) / 1e9)
-        epochs.append(state.frozen(began, at))
-        began = at
-        closed = state.apply(verb, fault, value if isinstance(value, dict) else {}, at)
+        thawed = thaw(e.value)
+        value = thawed if isinstance(thawed, dict) else {}
+        at = max(last, ((e.time or zero) - zero) / 1e9)
+        began = min(at, max(last, at - float(value.get("seconds") or 0.0)))
+        epochs += [state.frozen(last, began), state.frozen(began, at, settled=False)]
+        last = at
+        closed = state.apply(verb, fault, value, began, at)
         if closed is not None:
             windows.append(closed)
-    epochs.append(state.frozen(began, max(began, end)))
-    windows += [Window(f, shape, start, end) for f, (start, shape) in state.opened.items()]
+    epochs.append(state.frozen(last, max(last, end)))
+    windows += [Window(f, shape, start, end, end) for f, (start, shape) in state.opened.items()]
     return [e for e in epochs if e.end > e.start], sorted(windows, key=lambda w: w.start)
 
 
@@ -233,16 +246,18 @@ def _row(w: Window, epochs: Sequence[Epoch], ops: Sequence[Call], ok_times: Sequ
     before_from = max(0.0, w.start - BEFORE)
     row = Row(
         fault=w.fault, shape=w.shape, start=round(w.start, 3), end=round(w.end, 3),
+        healed=round(w.healed, 3),
         ok_per_second=_rate(ok_times, w.start, w.end),
         ok_per_second_before=_rate(ok_times, before_from, w.start) if w.start > 0 else None,
         first_ok_majority=_first_ok(ops, w.start, w.end, set(kept)),
-        first_ok_after_heal=_first_ok(ops, w.end, None, None),
+        first_ok_after_heal=_first_ok(ops, w.healed, None, None),
         longest_gap=_longest_gap(ok_times, w.start, w.end),
         groups_with_majority=kept,
         groups_without_majority=[g for g in range(topology.groups) if g not in kept],
     )
-    if all(e.judged for e in during):
-        row.longest_stall, row.stalled_group = _longest_stall(w, during, ops, ok_by_group)
+    if all(e.modelled for e in during):
+        settled = [e for e in during if e.settled]
+        row.longest_stall, row.stalled_group = _longest_stall(w, settled, ops, ok_by_group)
         row.liveness_defect = row.longest_stall > LIVENESS_BOUND
     row.judgement = judgement(row, topology)
     return row

@@ -246,3 +246,17 @@ def test_the_text_table_lines_up() -> None:
     assert out[1].split()[:3] == ["partition", "10.0-20.0", "2"]
     assert out[0].index("ok/s") == out[1].index("2 ")
     assert "halves: n1,n2,n3 | n4,n5: every group that could serve did" in out[2]
+
+
+def test_an_action_acts_from_when_it_began_and_is_judged_once_it_returned() -> None:
+    run = Run()
+    steady(run, 0, "n1", 1, 0.0, 30.0)
+    run.op(1, "n2", 0, 9.0, 12.4)  # group 0 could serve: it waits while the cut is applied
+    steady(run, 1, "n2", 0, 12.4, 30.0)
+    drops = grudge.describe(grudge.complete([["n1", "n2", "n3"]], list(NODES)))
+    run.fault(12.0, "start-partition", drops=drops, summary="halves", seconds=2.0)
+    run.fault(21.0, "stop-partition", summary="network healed", seconds=1.0)
+    [row] = run.rows()
+    assert (row.start, row.end, row.healed) == (10.0, 20.0, 21.0)
+    assert row.longest_stall == 0.5  # 12.0 to 12.4 is judged, then steady 0.5 s waits
+    assert row.first_ok_after_heal == 0.5  # process 0's op invoked at 21.0
