@@ -171,10 +171,15 @@ class Nemesis:
         return ",".join(up)
 
     def _cut_in_fsync(self) -> str:
-        """Arm a node to lose power right after its next batch that sent messages before
-        its fsync returned: the others heard of writes it will not have."""
-        victim = self.world.rng.choice(self.world.nodes_all)
-        self.world.nodes[victim].cut_in_next_fsync = self.world.rng.random() < 0.5
+        """Slow a node's disk and arm it to lose power at some moment before its next fsync
+        returns, after that batch sent messages that did not wait for it: the others heard
+        of writes it will not have. The victim leads a group half the time."""
+        rng = self.world.rng
+        leaders = [name for name in self._up() if self.world.nodes[name].leads_a_group]
+        victim = rng.choice(leaders if leaders and rng.random() < 0.5 else self.world.nodes_all)
+        node = self.world.nodes[victim]
+        node.disk = DiskConditions(5, 60)
+        node.cut_in_next_fsync = rng.random() < 0.5
         return victim
 
     def _restart(self) -> str:

@@ -125,13 +125,16 @@ def run_seed(
     size: int | None = None,
     replication: int | None = None,
     groups: int | None = None,
+    compact_entries: int | None = None,
 ) -> SimResult:
-    """Run one seed; the cluster's shape is drawn from the seed unless given."""
+    """Run one seed; the cluster's shape and compaction threshold are drawn from the seed
+    unless given."""
     rng = random.Random(seed)
     size = size or rng.choice([3, 3, 4, 5])
     replication = replication or rng.choice([3, size])
     groups = groups or rng.choice([1, 2, size])
-    compact_entries = round(COMPACT_MIN * (COMPACT_MAX / COMPACT_MIN) ** rng.random())
+    drawn = round(COMPACT_MIN * (COMPACT_MAX / COMPACT_MIN) ** rng.random())
+    compact_entries = compact_entries or drawn
     timing = Timing(heartbeat_ticks=5, resend_ticks=10, compact_entries=compact_entries)
     nodes = [f"n{i}" for i in range(1, size + 1)]
     spares = (f"n{size + 1}",)

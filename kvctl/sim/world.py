@@ -113,11 +113,16 @@ class SimNode:
         self._syncing = False  # an fsync is in flight
         self._next_group: list[_Waiting] = []  # batches for the fsync after it
         self._sent_early = False  # messages left while an fsync was pending
+        self._cut_due = False  # the armed cut lands within the next fsync
         self.start()
 
     @property
     def up(self) -> bool:
         return self.core is not None
+
+    @property
+    def leads_a_group(self) -> bool:
+        return self.core is not None and any(r.accepting for r in self.core.replicas.values())
 
     @property
     def fsync_pending(self) -> bool:
@@ -164,7 +169,7 @@ class SimNode:
             self.world.log(f"{self.name} stops with an fsync pending")
         self.core = None
         self.incarnation += 1
-        self._syncing, self._next_group, self._sent_early = False, [], False
+        self._syncing, self._next_group, self._sent_early, self._cut_due = False, [], False, False
 
     def _tick(self, incarnation: int) -> None:
         if incarnation != self.incarnation or self.core is None:
@@ -190,8 +195,7 @@ class SimNode:
         if not (ready.persist or later or ready.responses):
             return
         sync = any(needs_fsync(op) for _, op in ready.persist)
-        if sync and early and self.cut_in_next_fsync is not None:
-            self.world.at(self.world.now, self._armed_cut, self.incarnation)
+        self._cut_due |= sync and bool(early) and self.cut_in_next_fsync is not None
         self._sent_early |= bool(early) and (sync or self._syncing)
         self._next_group.append((ready, later))
         if not self._syncing:
@@ -216,6 +220,9 @@ class SimNode:
             self.world.counts.stalled_fsyncs += 1
         upto = len(self.durable) + len(self.cache) if sync else 0
         self._syncing = True
+        if self._cut_due:  # at any moment before the fsync returns (first at a tie)
+            self._cut_due = False
+            self.world.after(self.world.rng.randint(0, delay), self._armed_cut, self.incarnation)
         self.world.after(delay, self._synced, self.incarnation, group, upto)
 
     def _synced(self, incarnation: int, group: list[_Waiting], upto: int) -> None:
