@@ -33,7 +33,7 @@ from typing import Any
 
 from kvctl import __version__, nemesis, report, store
 from kvctl.checker import MODELS, check
-from kvctl.client import Client
+from kvctl.client import Client, ClientError
 from kvctl.control import default_backend, get_backend
 from kvctl.control.backend import (
     Backend,
@@ -47,7 +47,7 @@ from kvctl.control.provision import provision
 from kvctl.control.ready import wait_until_serving
 from kvctl.history import NEMESIS, History, thaw
 from kvctl.nemesis import schedule
-from kvctl.report import TIMELINES, stats, timeline
+from kvctl.report import TIMELINES, availability, stats, timeline
 from kvctl.workload import Options as WorkloadOptions
 from kvctl.workload import RegisterWorkload
 
@@ -274,10 +274,27 @@ def _open_run(plan: _Plan, cluster: _Cluster, faults: nemesis.Faults,
         "faults": faults.names,
         "seed": plan.seed,
         "cluster": {n.name: n.address for n in spec.nodes},
+        "topology": _topology(spec),
         "started": datetime.now().isoformat(timespec="seconds"),
         "kvctl": __version__,
     })
     return run_dir
+
+
+def _topology(spec: ClusterSpec) -> dict[str, Any] | None:
+    """Which nodes hold which group, as a node reports it (None if none answers): the
+    availability table judges each group's connectivity by it."""
+    addresses = {n.name: n.address for n in spec.nodes}
+
+    async def ask() -> dict[str, Any]:
+        async with Client(addresses, timeout=5.0, attempt_timeout=1.0) as client:
+            return await client.topology()
+
+    try:
+        topo = asyncio.run(ask())
+    except ClientError:
+        return None
+    return {k: topo[k] for k in ("nodes", "groups", "replication", "configs")}
 
 
 @contextmanager
@@ -414,6 +431,7 @@ def _conclude(run: _Run, results: dict[str, Any]) -> Finished:
     else:
         results.update(analyse(run.history.events, str(run.history.path),
                                run.options.check_budget))
+        results["availability"] = _availability(run)
     run.dir.write_json("results.json", results)
     try:
         report.render_run(run.dir)
@@ -426,6 +444,16 @@ def _conclude(run: _Run, results: dict[str, Any]) -> Finished:
     except OSError as exc:
         run.log(f"could not update the latest links: {exc}")
     return Finished(run.dir, results)
+
+
+def _availability(run: _Run) -> dict[str, Any] | None:
+    """The availability table of the run; None, logged, if it cannot be made."""
+    try:
+        return availability.of_run(run.dir.read_json("test.json"), run.history.events,
+                                   str(run.history.path))
+    except (ValueError, KeyError, TypeError) as exc:
+        run.log(f"no availability table: {exc!r}", traceback.format_exc())
+        return None
 
 
 def analyse(events: list[dict[str, Any]], source: str, budget: float) -> dict[str, Any]:

@@ -361,6 +361,18 @@ def defects(table: Sequence[Row]) -> list[str]:
             for r in table if r.liveness_defect]
 
 
+def of_run(test: Mapping[str, Any], raw: Sequence[Mapping[str, Any]],
+           source: str = "<events>") -> dict[str, Any]:
+    """The table of one run as results.json keeps it, from its test.json and its events."""
+    topology = Topology.from_test(test)
+    return to_json(rows(History.from_events(raw, source=source), raw, topology), topology)
+
+
+def from_json(data: Mapping[str, Any]) -> list[Row]:
+    """The rows results.json keeps."""
+    return [Row(**row) for row in data.get("windows", [])]
+
+
 def to_json(table: Sequence[Row], topology: Topology) -> dict[str, Any]:
     """What results.json keeps."""
     return {
