@@ -14,6 +14,7 @@ from kvctl.checker import DEFAULT_BUDGET, FORMATS, load
 from kvctl.checker import check as check_history
 from kvctl.checker.model import show
 from kvctl.history import HistoryError, freeze
+from kvctl.store import HISTORY
 
 _VERDICT = {True: "valid", False: "INVALID", "unknown": "unknown"}
 INPUT_ERROR = "input error"
@@ -70,14 +71,19 @@ def check(
             continue
         verdicts.add(result.valid)
         seconds = round(time.monotonic() - started, 3)
+        table = _availability(path)
         if as_json:
+            extra = {"availability": table} if table else {}
             click.echo(
                 json.dumps(
-                    {"file": str(path), **result.to_json(), "seconds": seconds}, default=_jsonable
+                    {"file": str(path), **result.to_json(), "seconds": seconds, **extra},
+                    default=_jsonable,
                 )
             )
         else:
             _print(path, result, seconds)
+            if table:
+                _print_availability(table)
     sys.exit(_exit_status(verdicts))
 
 
@@ -114,6 +120,40 @@ def _print(path: Path, result: Any, seconds: float) -> None:
             f"  {_count(result.unchecked, 'more key')} not checked after the first invalid one "
             f"(--full checks them all)"
         )
+
+
+def _availability(path: Path) -> dict[str, Any] | None:
+    """The availability table of a run directory of the store (test.json beside the
+    history); None for a plain history file, or, said on stderr, if it cannot be made."""
+    test = path / "test.json"
+    if not (path.is_dir() and test.is_file()):
+        return None
+    from kvctl.report import availability
+
+    history = path / HISTORY
+    try:
+        raw = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+        return availability.of_run(json.loads(test.read_text(encoding="utf-8")), raw,
+                                   str(history))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        click.echo(f"kvctl check: {path}: no availability table: {err}", err=True)
+        return None
+
+
+def _print_availability(table: dict[str, Any]) -> None:
+    from kvctl.report import availability
+
+    rows = availability.from_json(table)
+    if not rows:
+        click.echo("  no fault windows")
+        return
+    note = " (placement assumed: the run did not record it)" if table["placement_assumed"] else ""
+    click.echo(f"  availability under faults{note}:")
+    for line in availability.lines(rows):
+        click.echo(f"    {line}")
+    for defect in availability.defects(rows):
+        click.echo(f"  LIVENESS DEFECT: {defect}")
 
 
 def _count(n: int, noun: str) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -145,7 +146,27 @@ def _print_outcome(display: Display, finished: Finished) -> None:
     if r.get("explanation"):
         for line in str(r["explanation"]).splitlines()[:5]:
             say(f"  {line}")
+    if r.get("availability"):
+        _print_availability(say, r["availability"])
     say(f"report: {finished.run.file('index.html')}")
+
+
+def _print_availability(say: Callable[[str], None], table: dict[str, Any]) -> None:
+    """The availability table, and each liveness defect in words."""
+    from kvctl.report import availability
+
+    rows = availability.from_json(table)
+    if not rows:
+        return
+    say("availability under faults:")
+    for line in availability.lines(rows):
+        say(f"  {line}")
+    found = availability.defects(rows)
+    for defect in found:
+        say(f"LIVENESS DEFECT: {defect}")
+    if not found:
+        say(f"no liveness defect: every group that kept a connected majority served within "
+            f"{availability.LIVENESS_BOUND:g} s")
 
 
 @click.command()

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from kvctl.history import History, thaw
-from kvctl.report import plots, stats, timeline
+from kvctl.report import availability, plots, stats, timeline
 from kvctl.store import HISTORY, RunDir
 
 TIMELINES = 3  # invalid keys drawn as timelines; the rest are in the table
@@ -81,6 +81,9 @@ def render(test: dict[str, Any], results: dict[str, Any], history: History,
         latency={f: q for f, q in stats.latency_table(points).items() if q},
         quantile_names=["p50", "p95", "p99", "max"],
         timelines=timelines,
+        availability=availability.shown(results.get("availability")),
+        availability_columns=availability.COLUMNS,
+        liveness_bound=availability.LIVENESS_BOUND,
         key_rows=bad[:KEY_ROWS],
         valid_keys=[r for r in rows if r["css"] == "valid"],
         key_summary=_key_summary(rows, results),

@@ -37,6 +37,7 @@ LIVENESS_BOUND = 2.0  # seconds: an election and a forward's retry, with room to
 BEFORE = 10.0  # seconds before a window that its "before" rate counts
 MODELLED = frozenset({"partition", "kill", "pause", "power"})
 NODE_FAULTS = frozenset({"kill", "pause", "power"})  # each takes its "nodes" out
+DEFECT = "liveness defect: "
 
 
 @dataclass(frozen=True)
@@ -341,7 +342,7 @@ def judgement(row: Row, topology: Topology) -> str:
     parts = []
     if row.liveness_defect and row.stalled_group is not None:
         parts.append(
-            f"liveness defect: group {named([row.stalled_group])} could serve but "
+            f"{DEFECT}group {named([row.stalled_group])} could serve but "
             f"operations on it waited {row.longest_stall:.1f} s with none completing "
             f"(unavailable although a majority existed)")
     if row.groups_without_majority:
@@ -356,8 +357,9 @@ def judgement(row: Row, topology: Topology) -> str:
 
 
 def defects(table: Sequence[Row]) -> list[str]:
-    """The liveness defects of a table, one sentence each."""
-    return [f"{r.fault} {r.start:.1f}-{r.end:.1f} s ({r.shape}): {r.judgement.split('; ')[0]}"
+    """The liveness defects of a table, one sentence each (the first part of a judgement)."""
+    return [f"{r.fault} {r.start:.1f}-{r.end:.1f} s ({r.shape}): "
+            f"{r.judgement.split('; ')[0].removeprefix(DEFECT)}"
             for r in table if r.liveness_defect]
 
 
@@ -406,4 +408,16 @@ def lines(table: Sequence[Row]) -> list[str]:
     for row in table:
         out.append("  ".join(c.ljust(w) for c, w in zip(cells(row), widths, strict=True)))
         out.append(f"    {row.shape}: {row.judgement}")
+    return out
+
+
+def shown(data: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The rows of results.json's table as the report shows them: cells by COLUMNS, the
+    shape, the judgement, and a class (defect, no-majority or fine)."""
+    out = []
+    for row in from_json(data or {}):
+        css = ("invalid" if row.liveness_defect else
+               "unknown" if row.groups_without_majority else "valid")
+        out.append({"cells": cells(row), "shape": row.shape, "judgement": row.judgement,
+                    "css": css})
     return out

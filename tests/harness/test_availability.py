@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from kvctl import report, store
+from kvctl.cli.check import check
 from kvctl.history import History
 from kvctl.nemesis import grudge
 from kvctl.report import availability as av
 from kvctl.report.connectivity import Network, has_majority, serves, viable_leaders
+from kvctl.runner import analyse
 
 NODES = ("n1", "n2", "n3", "n4", "n5")
 TOPOLOGY = av.Topology.placed(NODES, 5, 3, {})  # group g on n(g+1), n(g+2), n(g+3) of the ring
@@ -136,7 +142,9 @@ def test_a_group_that_could_serve_but_stalls_is_a_liveness_defect() -> None:
     assert "liveness defect: group 0 (n1,n2,n3)" in row.judgement
     assert "unavailable although a majority existed" in row.judgement
     assert av.defects([row]) == [
-        f"partition 10.0-20.0 s (halves: n1,n2,n3 | n4,n5): {row.judgement}"]
+        "partition 10.0-20.0 s (halves: n1,n2,n3 | n4,n5): group 0 (n1,n2,n3) could serve but "
+        "operations on it waited 8.5 s with none completing (unavailable although a majority "
+        "existed)"]
 
 
 def test_waiting_on_a_node_that_cannot_reach_the_majority_is_no_defect() -> None:
@@ -260,3 +268,47 @@ def test_an_action_acts_from_when_it_began_and_is_judged_once_it_returned() -> N
     assert (row.start, row.end, row.healed) == (10.0, 20.0, 21.0)
     assert row.longest_stall == 0.5  # 12.0 to 12.4 is judged, then steady 0.5 s waits
     assert row.first_ok_after_heal == 0.5  # process 0's op invoked at 21.0
+
+
+# -- where the table is shown ---------------------------------------------------------------
+
+
+def stored_stall(tmp_path: Path) -> store.RunDir:
+    """A stored run whose one window has a liveness defect and an HTML shape."""
+    run = Run()
+    steady(run, 0, "n1", 1, 0.0, 30.0)
+    run.op(1, "n2", 0, 10.5, 19.0)
+    drops = grudge.describe(grudge.complete([["n1", "n2", "n3"]], list(NODES)))
+    run.fault(10.0, "start-partition", drops=drops, summary="<b>halves</b>")
+    run.fault(20.0, "stop-partition", summary="network healed")
+    events = sorted(run.events, key=lambda e: e["time"])
+    for i, e in enumerate(events):
+        e["index"] = i
+    stored = store.create("availability", tmp_path)
+    with open(stored.file(store.HISTORY), "w") as out:
+        out.writelines(json.dumps(e) + "\n" for e in events)
+    test = {"name": "availability", "nodes": 5, "cluster": {n: "" for n in NODES}}
+    stored.write_json("test.json", test)
+    stored.write_json("results.json", {**analyse(events, "test", 10.0), "notes": [],
+                                       "availability": av.of_run(test, events)})
+    return stored
+
+
+def test_the_report_shows_the_table_and_the_defect(tmp_path: Path) -> None:
+    page = report.render_run(stored_stall(tmp_path)).read_text()
+    table = page[page.index('<table id="availability">'):]
+    table = table[:table.index("</table>")]
+    assert "&lt;b&gt;halves&lt;/b&gt;: liveness defect: group 0 (n1,n2,n3)" in table
+    assert 'class="t-invalid"' in table
+    assert "<td>partition</td>" in table
+
+
+def test_kvctl_check_on_a_run_directory_shows_the_table(tmp_path: Path) -> None:
+    stored = stored_stall(tmp_path)
+    out = CliRunner().invoke(check, [str(stored.path)])
+    assert out.exit_code == 0, out.output
+    assert "availability under faults (placement assumed" in out.output
+    assert "LIVENESS DEFECT: partition 10.0-20.0 s (<b>halves</b>): group 0" in out.output
+    as_json = CliRunner().invoke(check, ["--json", str(stored.path)])
+    [window] = json.loads(as_json.output)["availability"]["windows"]
+    assert window["liveness_defect"] is True and window["longest_stall"] == 8.5
