@@ -58,9 +58,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -215,11 +216,15 @@ class History:
 
     def __post_init__(self) -> None:
         clients = [e for e in self.events if e.process != NEMESIS]
-        ranked = _real_time(clients, self.source)
-        rank = {id(e): r for r, e in enumerate(ranked)}  # events compare by value: by id
+        order = _real_time(clients, self.source)  # positions in clients
+        ranks: Sequence[int] = order
+        if not isinstance(order, range):  # line order is its own inverse
+            ranks = [0] * len(order)
+            for rank, n in enumerate(order):
+                ranks[n] = rank
         object.__setattr__(self, "faults", tuple(e for e in self.events if e.process == NEMESIS))
-        object.__setattr__(self, "ops", tuple(_pair(clients, rank, self.source)))
-        object.__setattr__(self, "ranked", tuple(ranked))
+        object.__setattr__(self, "ops", tuple(_pair(clients, ranks, self.source)))
+        object.__setattr__(self, "ranked", tuple(clients[n] for n in order))
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]], source: str = "<events>") -> History:
@@ -319,25 +324,23 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
-def _real_time(events: list[Event], source: str) -> list[Event]:
-    """The events in real-time order (module rules 4 to 7)."""
+def _real_time(events: list[Event], source: str) -> Sequence[int]:
+    """The events' positions in real-time order (module rules 4 to 7)."""
     clock = _all_or_none(events, "time", source)
-    indexed = _all_or_none(events, "index", source)
-    if indexed:
-        order = _by_index(events, clock, source)
-    elif clock:
-        order = _by_time(events, source)
-    else:
-        order = events
-    return order
+    if _all_or_none(events, "index", source):
+        return _by_index(events, clock, source)
+    if clock:
+        return _by_time(events, source)
+    return range(len(events))
 
 
 def _all_or_none(events: list[Event], name: str, source: str) -> bool:
     """Whether every event has the field; refused when only some have it."""
-    having = [e for e in events if getattr(e, name) is not None]
+    get = attrgetter(name)
+    having = [e for e in events if get(e) is not None]
     if not having or len(having) == len(events):
         return bool(having)
-    lacking = next(e for e in events if getattr(e, name) is None)
+    lacking = next(e for e in events if get(e) is None)
     return _refuse(
         source,
         lacking.line,
@@ -350,10 +353,10 @@ def _refuse(source: str, line: int, problem: str) -> Any:
     raise HistoryError(f"{_where(source, line)}: {problem}")
 
 
-def _by_index(events: list[Event], clock: bool, source: str) -> list[Event]:
+def _by_index(events: list[Event], clock: bool, source: str) -> list[int]:
     """Index order; with a clock, it must agree with time order."""
-    order = sorted(events, key=lambda e: e.index)  # type: ignore[arg-type,return-value]
-    for a, b in pairwise(order):
+    order = sorted(range(len(events)), key=lambda n: events[n].index)  # type: ignore[arg-type,return-value]
+    for a, b in pairwise(events[n] for n in order):
         if a.index == b.index:
             _refuse(source, b.line, f"index {b.index} is also the index of line {a.line}")
         if clock and b.time < a.time:  # type: ignore[operator]
@@ -366,26 +369,26 @@ def _by_index(events: list[Event], clock: bool, source: str) -> list[Event]:
     return order
 
 
-def _by_time(events: list[Event], source: str) -> list[Event]:
+def _by_time(events: list[Event], source: str) -> list[int]:
     """Time order, ties resolved as module rule 7 says."""
-    order = sorted(events, key=lambda e: e.time)  # type: ignore[arg-type,return-value]
-    resolved: list[Event] = []
+    order = sorted(range(len(events)), key=lambda n: events[n].time)  # type: ignore[arg-type,return-value]
+    resolved: list[int] = []
     start = 0
     for end in range(1, len(order) + 1):
-        if end == len(order) or order[end].time != order[start].time:
+        if end == len(order) or events[order[end]].time != events[order[start]].time:
             tie = order[start:end]
-            resolved.extend(tie if len(tie) == 1 else _untie(tie, source))
+            resolved.extend(tie if len(tie) == 1 else _untie(events, tie, source))
             start = end
     return resolved
 
 
-def _untie(tie: list[Event], source: str) -> list[Event]:
+def _untie(events: list[Event], tie: list[int], source: str) -> list[int]:
     """Events that share one time: other processes' invocations first and their completions
     last, so they overlap; in between, the one process that completes an operation and
     invokes its next one at this instant, in its own order."""
     mine: dict[Hashable, list[Event]] = {}
-    for e in tie:  # line order: sorted() is stable
-        mine.setdefault(e.process, []).append(e)
+    for n in tie:  # line order: sorted() is stable
+        mine.setdefault(events[n].process, []).append(events[n])
     chained = [p for p, es in mine.items() if _completes_then_invokes(es)]
     if len(chained) > 1:
         a, b = (mine[p] for p in chained[:2])
@@ -394,15 +397,15 @@ def _untie(tie: list[Event], source: str) -> list[Event]:
             b[-1].line,
             f"processes {chained[0]} (lines {a[0].line}-{a[-1].line}) and {chained[1]} (lines "
             f"{b[0].line}-{b[-1].line}) each complete an operation and invoke the next at "
-            f"time {tie[0].time}; which completion came first matters and cannot be told: "
-            f"give every event an index, or finer times",
+            f"time {events[tie[0]].time}; which completion came first matters and cannot be "
+            f"told: give every event an index, or finer times",
         )
-    middle = mine[chained[0]] if chained else []
-    rest = [e for e in tie if not chained or e.process != chained[0]]
+    rest = [n for n in tie if not chained or events[n].process != chained[0]]
+    middle = [n for n in tie if chained and events[n].process == chained[0]]
     return (
-        [e for e in rest if e.type == "invoke"]
+        [n for n in rest if events[n].type == "invoke"]
         + middle
-        + [e for e in rest if e.type != "invoke"]
+        + [n for n in rest if events[n].type != "invoke"]
     )
 
 
@@ -432,58 +435,74 @@ def _out_of_order(earlier: Event, later: Event) -> str:
     )
 
 
-def _pair(events: list[Event], rank: dict[int, int], source: str) -> list[Op]:
+def _pair(events: list[Event], ranks: Sequence[int], source: str) -> list[Op]:
     """Join each invocation with its process's next completion, in recorded order, which
-    must be real-time order on each process (module rule 6)."""
-    open_: dict[Hashable, Event] = {}
-    last: dict[Hashable, Event] = {}
-    pairs: list[tuple[Event, Event | None]] = []
-    slot: dict[Hashable, int] = {}
-    for e in events:
+    must be real-time order on each process (module rule 6). `ranks[n]` is the rank of
+    `events[n]` in real-time order."""
+    open_: dict[Hashable, tuple[int, int]] = {}  # process -> (its invocation, its op's id)
+    last: dict[Hashable, int] = {}
+    ops: list[Op] = []
+    for n, e in enumerate(events):
         process = e.process
         before = last.get(process)
-        if before is not None and rank[id(before)] > rank[id(e)]:
-            _refuse(source, e.line, _out_of_order(before, e))
-        last[process] = e
+        if before is not None and ranks[before] > ranks[n]:
+            _refuse(source, e.line, _out_of_order(events[before], e))
+        last[process] = n
         if e.type == "invoke":
             if process in open_:
+                busy = events[open_[process][0]]
                 _refuse(
                     source,
                     e.line,
-                    f"process {process} invokes again while its {open_[process].f} "
-                    f"from line {open_[process].line} has not completed",
+                    f"process {process} invokes again while its {busy.f} from line "
+                    f"{busy.line} has not completed",
                 )
-            open_[process] = e
-            slot[process] = len(pairs)
-            pairs.append((e, None))
+            open_[process] = (n, len(ops))
+            ops.append(None)  # type: ignore[arg-type]  # until it completes, or never does
             continue
-        inv = open_.pop(process, None)
-        if inv is None:
+        if process not in open_:
             _refuse(source, e.line, f"process {process} completes {e.f} it never invoked")
-        elif inv.f != e.f:
+        inv, k = open_.pop(process)
+        invoke = events[inv]
+        if invoke.f != e.f:
             _refuse(
                 source,
                 e.line,
-                f"process {process} completes {e.f} but invoked {inv.f} at line {inv.line}",
+                f"process {process} completes {e.f} but invoked {invoke.f} at line {invoke.line}",
             )
-        else:
-            pairs[slot[process]] = (inv, e)
-    return [_op(n, inv, done, rank) for n, (inv, done) in enumerate(pairs)]
+        ops[k] = _op(k, invoke, ranks[inv], e, ranks[n])
+    for inv, k in open_.values():
+        ops[k] = _op(k, events[inv], ranks[inv], None, None)
+    return ops
 
 
-def _op(n: int, inv: Event, done: Event | None, rank: dict[int, int]) -> Op:
-    status = "info" if done is None else done.type
-    known = status == "ok" or status == "fail"
+def _op(k: int, invoke: Event, call: int, completion: Event | None, ret: int | None) -> Op:
+    """Operation `k`: an invocation of rank `call` and its completion (None if none)."""
+    if completion is None:
+        return Op(
+            k,
+            invoke.process,
+            invoke.f,
+            invoke.key,
+            invoke.value,
+            None,
+            "info",
+            call,
+            None,
+            invoke,
+            None,
+        )
+    status = completion.type
     return Op(
-        n,
-        inv.process,
-        inv.f,
-        inv.key,
-        inv.value,
-        done.value if status == "ok" else None,  # type: ignore[union-attr]
+        k,
+        invoke.process,
+        invoke.f,
+        invoke.key,
+        invoke.value,
+        completion.value if status == "ok" else None,
         status,
-        rank[id(inv)],
-        rank[id(done)] if known else None,
-        inv,
-        done,
+        call,
+        ret if status == "ok" or status == "fail" else None,
+        invoke,
+        completion,
     )

@@ -35,6 +35,7 @@ _LOG_LINES = re.compile(  # each line that mentions jepsen.util: an operation, o
 )
 _KV_FS = frozenset({"get", "put", "append"})
 _TIMED_OUT = Keyword("timed-out")
+_MISS = object()
 
 
 def load(path: str | Path, fmt: str = "auto") -> History:
@@ -81,30 +82,47 @@ def detect(text: str, source: str) -> str:
 def read_jepsen_log(text: str, source: str) -> History:
     """Jepsen `jepsen.util` log lines; one register, initially absent."""
     events = []
-    seen: dict[str, Any] = {}  # the same few fields recur on every line: parse each once
+    # Process, type, f and value texts, parsed: the same few recur on every line.
+    processes: dict[str, Any] = {}
+    kinds: dict[str, Any] = {}
+    fs: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     line, counted = 1, 0
     for m in _LOG_LINES.finditer(text):
         line += text.count("\n", counted, m.start())
         counted = m.start()
-        if m["bad"] is not None:
+        p, t, f, v, bad = m.groups()
+        if bad is not None:
             raise HistoryError(f"{source}:{line}: not a Jepsen operation line: {m[0].strip()!r}")
-        fields = []
-        for part in m.group("process", "type", "f", "value"):
-            value = seen.get(part, seen)
-            if value is seen:
-                value = seen[part] = _log_value(part, source, line) if part.strip() else None
-            fields.append(value)
-        process, kind, f, value = fields
-        if kind not in TYPES or not isinstance(f, Keyword):
-            raise HistoryError(
-                f"{source}:{line}: expected :type and :f keywords in {m[0].strip()!r}"
-            )
-        if process == NEMESIS:
-            process = NEMESIS
-        elif kind != "invoke" and value == _TIMED_OUT:
+        process, kind = processes.get(p, _MISS), kinds.get(t)
+        op, value = fs.get(f), values.get(v, _MISS)
+        if process is _MISS:
+            process = processes[p] = _log_field(0, p, (source, line), m[0])
+        if kind is None:
+            kind = kinds[t] = _log_field(1, t, (source, line), m[0])
+        if op is None:
+            op = fs[f] = _log_field(2, f, (source, line), m[0])
+        if value is _MISS:
+            value = values[v] = _log_field(3, v, (source, line), m[0])
+        if kind != "invoke" and value == _TIMED_OUT:
             kind, value = "info", None
-        events.append(Event(process, str(kind), str(f), None, value, None, None, line))
+        events.append(Event(process, kind, op, None, value, None, None, line))
     return History(tuple(events), source)
+
+
+def _log_field(k: int, text: str, where: tuple[str, int], raw: str) -> Any:
+    """Field `k` (process, type, f, value) of an operation line."""
+    value = _log_value(text, *where) if text.strip() else None
+    if k == 0 and value == NEMESIS:
+        return NEMESIS
+    if k in (1, 2):
+        if not isinstance(value, Keyword) or (k == 1 and value not in TYPES):
+            source, line = where
+            raise HistoryError(
+                f"{source}:{line}: expected :type and :f keywords in {raw.strip()!r}"
+            )
+        return str(value)
+    return value
 
 
 def _log_value(text: str, source: str, line: int) -> Any:

@@ -109,6 +109,10 @@ class Base:
 
 def show(value: Any) -> str:
     """A value as JSON text (null for absent), the way users wrote it."""
+    if value is None:
+        return "null"
+    if type(value) is int:  # most values: no need for the encoder
+        return str(value)
     try:
         return json.dumps(thaw(value), ensure_ascii=False)
     except (TypeError, ValueError):

@@ -41,7 +41,9 @@ class Register(Base):
         # Values some operation compares with: any other value looks the same to every op.
         observed = {op.result for op in ops if op.f == "read" and op.status == "ok"}
         observed.update(op.value[0] for op in ops if op.f == "cas")
-        written = {self.initial} | set(self._sources(ops))
+        written = {self.initial}
+        written.update(op.value for op in ops if op.f == "write" and op.status != "fail")
+        written.update(op.value[1] for op in ops if op.f == "cas" and op.status != "fail")
         self.observed: set[Hashable] | None = None if written <= observed else observed
 
     @staticmethod
@@ -121,9 +123,23 @@ class Register(Base):
                 seen.setdefault(op.result if op.f == "read" else op.value[0], []).append(i)
         return seen
 
+    def _unique(self, ops: Sequence[Op]) -> bool:
+        """Whether every value is written at most once, and never the initial one (stops at
+        the first repeat: most histories with repeated values repeat one early)."""
+        written = {self.initial}
+        for op in ops:
+            if op.f != "read" and op.status != "fail":
+                value = op.value if op.f == "write" else op.value[1]
+                if value in written:
+                    return False
+                written.add(value)
+        return True
+
     def settle(self, ops: list[Op]) -> list[Op]:
         """A value that someone saw and only one unknown operation wrote proves that this
         operation happened (a cas: succeeded), before the first who saw it returned."""
+        if all(op.known for op in ops):
+            return ops  # no unknown outcome to settle
         sources = self._sources(ops)
         settled = list(ops)
         for value, seen_by in self._observers(ops).items():
@@ -139,9 +155,9 @@ class Register(Base):
     def facts(self, ops: Sequence[Op], known: Known) -> Iterable[Fact]:
         """Orders forced by unique values, those not known yet: only when every value is
         written at most once and never equals the initial one (our workload makes them so)."""
-        sources = self._sources(ops)
-        if any(len(w) > 1 for w in sources.values()) or self.initial in sources:
+        if not self._unique(ops):
             return
+        sources = self._sources(ops)
         later, earlier = known
         writer = {value: w[0] for value, w in sources.items()}
         # Operations that surely change the value if they take effect at all.
