@@ -73,6 +73,8 @@ class TestOptions:
     time_limit: float = 60.0
     concurrency: int = 10
     ops_per_key: int = 100
+    per_key: int = 2  # processes that share a key at a time (each group has a key of its own)
+    op_timeout: float = 5.0  # seconds a client gives one operation; then its outcome is unknown
     rate: float | None = None
     recovery: float = 30.0  # seconds for the healed cluster to serve again, then for final reads
     check_budget: float = 30.0  # seconds each key may take in the checker
@@ -226,6 +228,7 @@ def _cluster(plan: _Plan, log: RunLog) -> Iterator[_Cluster]:
 
     try:
         spec, created = provision(new, backend=o.backend, nodes=o.nodes, read_mode=o.read_mode,
+                                  lazyfs=nemesis.needs_lazyfs(plan.selection),
                                   timeout=UP_TIMEOUT, say=log.say)
     except BackendError as exc:
         raise Refused(str(exc)) from exc
@@ -339,11 +342,12 @@ async def _drive(run: _Run) -> dict[str, Any]:
     o = run.options
     addresses = {n.name: n.address for n in run.spec.nodes}
     nem = run.faults.compose(run.record_fault)
-    async with _clients(addresses) as clients:
+    async with _clients(addresses, o.op_timeout) as clients:
         workload = RegisterWorkload(
             clients,
             run.history.write,
-            WorkloadOptions(o.concurrency, o.ops_per_key, o.rate, f"k{secrets.token_hex(2)}-"),
+            WorkloadOptions(o.concurrency, o.ops_per_key, o.rate, f"k{secrets.token_hex(2)}-",
+                            per_key=o.per_key),
             random.Random(f"{run.seed}/workload"),
         )
         counts, faults = workload.counts, nem.active
@@ -361,10 +365,11 @@ async def _drive(run: _Run) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _clients(addresses: Mapping[str, str]) -> AsyncIterator[dict[str, Client]]:
+async def _clients(addresses: Mapping[str, str],
+                   timeout: float) -> AsyncIterator[dict[str, Client]]:
     """A client per node (each process talks to one node), all closed on leaving."""
     async with AsyncExitStack() as stack:
-        yield {name: await stack.enter_async_context(Client({name: address}))
+        yield {name: await stack.enter_async_context(Client({name: address}, timeout=timeout))
                for name, address in addresses.items()}
 
 

@@ -1,25 +1,28 @@
 """The register workload: read, write and cas over independent keys, recorded as it runs.
 
-- `concurrency` logical processes, each with one operation outstanding at a time, each bound
-  to one node's client (process p to node p mod n, as Jepsen binds workers to nodes): a
-  process sees the cluster as its node does, so a node cut off from the majority serves its
-  processes whatever it has, and a read mode that trusts the local copy is caught. Each
-  invocation names its node (`"node"`, beside the history's own fields).
+- `concurrency` workers, each with one operation outstanding at a time, each bound to one
+  node's client (worker w to node w mod n, as Jepsen binds workers to nodes): a worker sees
+  the cluster as its node does, so a node cut off from the majority serves its processes
+  whatever it has, and a read mode that trusts the local copy is caught. Each invocation
+  names its node (`"node"`, beside the history's own fields).
+- Workers form groups of `per_key`, and each group works on a key of its own (Jepsen's
+  independent concurrent generator): a key whose replication group cannot serve stalls only
+  the workers on it, and each key sees at most `per_key` operations at once, so its history
+  stays fast to check.
 - Values are unique per key (1, 2, 3, ... and never the initial "absent"), so a read names
   the one write it saw and the checker's constraint graph can explain a violation.
-- A key takes at most `ops_per_key` operations, then a fresh key replaces it: each key's
-  history stays small enough to check, however long the run.
+- A key takes at most `ops_per_key` operations, then its group moves to a fresh key: each
+  key's history stays small enough to check, however long the run.
 - Every operation is written to the history as an invocation and a completion: ok, fail (a
   read or write that surely did not happen, or a cas whose comparison failed) or info
   (unknown; also a cas that was refused, see `invoke`). A process whose operation ends in
-  info may still have it in flight, so it retires and a fresh process id takes its place
-  (Jepsen's rule).
+  info may still have it in flight, so it retires and its worker goes on as a fresh process
+  (Jepsen's rule: worker w's processes are w, w + concurrency, w + 2 x concurrency, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -52,32 +55,34 @@ class Options:
     rate: float | None = None  # operations per second over all processes; None: as fast as it goes
     prefix: str = "k"  # key names: <prefix><n>; a fresh prefix per run keeps keys fresh
     timeout: float = 10.0  # a call that outlives the client's own deadline by this is info
+    per_key: int = 2  # workers that share a key
+
+    @property
+    def groups(self) -> int:
+        return -(-self.concurrency // self.per_key)
 
 
 class Keys:
-    """The live keys, each with the operations it has left; exhausted keys are replaced."""
+    """Each group's key, with the operations it has left; an exhausted key is replaced by a
+    fresh one for its group."""
 
-    def __init__(self, live: int, ops_per_key: int, prefix: str, rng: random.Random) -> None:
+    def __init__(self, groups: int, ops_per_key: int, prefix: str) -> None:
         self.ops_per_key = ops_per_key
         self.prefix = prefix
-        self.rng = rng
         self.used: list[str] = []
-        self._left: dict[str, int] = {}
-        for _ in range(live):
-            self._fresh()
+        self._current = [self._fresh() for _ in range(groups)]
+        self._left = [ops_per_key] * groups
 
-    def _fresh(self) -> None:
+    def _fresh(self) -> str:
         key = f"{self.prefix}{len(self.used)}"
         self.used.append(key)
-        self._left[key] = self.ops_per_key
-
-    def take(self) -> str:
-        key = self.rng.choice(sorted(self._left))
-        self._left[key] -= 1
-        if self._left[key] == 0:
-            del self._left[key]
-            self._fresh()
         return key
+
+    def take(self, group: int) -> str:
+        if self._left[group] == 0:
+            self._current[group], self._left[group] = self._fresh(), self.ops_per_key
+        self._left[group] -= 1
+        return self._current[group]
 
 
 class Pacer:
@@ -106,35 +111,33 @@ class RegisterWorkload:
         self.record = record  # writes one history event: record(process=..., type=..., ...)
         self.options = options
         self.rng = rng
-        live = max(1, math.ceil(options.concurrency / 3))
-        self.keys = Keys(live, options.ops_per_key, options.prefix, rng)
+        self.keys = Keys(options.groups, options.ops_per_key, options.prefix)
         self.counts: Counter[str] = Counter()  # completions by type, for the progress line
         self._values: Counter[str] = Counter()
         self._latest: dict[str, Any] = {}
-        self._processes = 0
+        self._process = list(range(options.concurrency))  # each worker's current process
         self._pacer = Pacer(options.rate)
 
-    def _process(self) -> int:
-        self._processes += 1
-        return self._processes - 1
+    def _retire(self, worker: int) -> None:
+        """The worker goes on as a fresh process: its last one may still have an op in flight."""
+        self._process[worker] += self.options.concurrency
 
     async def run(self, deadline: float) -> None:
-        """Run every process until `deadline` (the event loop's clock)."""
-        await asyncio.gather(*(self._worker(deadline) for _ in range(self.options.concurrency)))
+        """Run every worker until `deadline` (the event loop's clock)."""
+        await asyncio.gather(*(self._worker(w, deadline) for w in range(self.options.concurrency)))
 
-    async def _worker(self, deadline: float) -> None:
+    async def _worker(self, worker: int, deadline: float) -> None:
         loop = asyncio.get_running_loop()
-        process = self._process()
         while True:
             await self._pacer.wait()
             if loop.time() >= deadline:
                 return
-            f, key, value = self._next_op()
-            if await self.invoke(process, f, key, value) == "info":
-                process = self._process()
+            f, key, value = self._next_op(worker // self.options.per_key)
+            if await self.invoke(self._process[worker], f, key, value) == "info":
+                self._retire(worker)
 
-    def _next_op(self) -> tuple[str, str, Any]:
-        key = self.keys.take()
+    def _next_op(self, group: int) -> tuple[str, str, Any]:
+        key = self.keys.take(group)
         f = self.rng.choices([f for f, _ in MIX], [w for _, w in MIX])[0]
         if f == "read":
             return f, key, None
@@ -146,7 +149,7 @@ class RegisterWorkload:
 
     async def invoke(self, process: int, f: str, key: str, value: Any) -> str:
         """One operation: record the invocation, call, record the completion; its type."""
-        node, client = self.clients[process % len(self.clients)]
+        node, client = self.clients[process % self.options.concurrency % len(self.clients)]
         self.record(process=process, type="invoke", f=f, key=key, value=value, node=node)
         error = None
         try:
@@ -191,21 +194,20 @@ class RegisterWorkload:
             queue.put_nowait(key)
         unread: list[str] = []
 
-        async def reader() -> None:
+        async def reader(worker: int) -> None:
             loop = asyncio.get_running_loop()
-            process = self._process()
             while not queue.empty():
                 key = queue.get_nowait()
                 while True:
                     if loop.time() >= deadline:
                         unread.append(key)
                         break
-                    kind = await self.invoke(process, "read", key, None)
+                    kind = await self.invoke(self._process[worker], "read", key, None)
                     if kind == "ok":
                         break
                     if kind == "info":
-                        process = self._process()
+                        self._retire(worker)
                     await asyncio.sleep(FINAL_RETRY)
 
-        await asyncio.gather(*(reader() for _ in range(self.options.concurrency)))
+        await asyncio.gather(*(reader(w) for w in range(self.options.concurrency)))
         return unread

@@ -83,6 +83,11 @@ class Display:
               help="Logical client processes.")
 @click.option("--ops-per-key", type=click.IntRange(min=1), default=100, show_default=True,
               help="Operations on a key before the workload moves to a fresh one.")
+@click.option("--processes-per-key", "per_key", type=click.IntRange(min=1), default=2,
+              show_default=True, help="Processes that share a key: each group of them works "
+              "on a key of its own, so a key that cannot be served stalls only its group.")
+@click.option("--op-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds a client gives one operation; then its outcome is unknown (info).")
 @click.option("--rate", type=click.FloatRange(min=0.1), help="Operations per second, in all.")
 @click.option("--read-mode", type=click.Choice(["linearizable", "stale"]),
               help="Reads of a new cluster [default: linearizable].")
@@ -98,7 +103,8 @@ class Display:
 @click.option("--keep-cluster", is_flag=True, help="Leave running a cluster this test started.")
 @click.option("--seed", type=int, help="Seed of the random choices (faults, operations).")
 def test(nodes: int | None, faults: str, interval: float, time_limit: float, concurrency: int,
-         ops_per_key: int, rate: float | None, read_mode: str | None, backend: str | None,
+         ops_per_key: int, per_key: int, op_timeout: float, rate: float | None,
+         read_mode: str | None, backend: str | None,
          name: str, cluster: str, store_dir: Path, check_budget: float, keep_cluster: bool,
          seed: int | None) -> None:
     """Run the register workload against a cluster while injecting faults, check the history
@@ -115,7 +121,8 @@ def test(nodes: int | None, faults: str, interval: float, time_limit: float, con
         name=name, cluster=cluster, nodes=nodes, backend=backend, read_mode=read_mode,
         nemesis=faults,
         interval=interval, time_limit=time_limit, concurrency=concurrency,
-        ops_per_key=ops_per_key, rate=rate, check_budget=check_budget,
+        ops_per_key=ops_per_key, per_key=per_key, op_timeout=op_timeout, rate=rate,
+        check_budget=check_budget,
         keep_cluster=keep_cluster, seed=seed, store=store_dir,
     )
     display = Display()

@@ -20,7 +20,7 @@ class FlakyStore:
         self.data: dict[str, object] = {}
         self.rng = rng
 
-    async def _op(self, apply):
+    async def _op(self, key, apply):
         await asyncio.sleep(self.rng.uniform(0, 0.002))
         roll = self.rng.random()
         if roll < 0.05:
@@ -32,10 +32,10 @@ class FlakyStore:
         return result
 
     async def read(self, key):
-        return await self._op(lambda: self.data.get(key))
+        return await self._op(key, lambda: self.data.get(key))
 
     async def write(self, key, value):
-        return await self._op(lambda: self.data.__setitem__(key, value))
+        return await self._op(key, lambda: self.data.__setitem__(key, value))
 
     async def cas(self, key, old, new):
         def swap():
@@ -44,10 +44,23 @@ class FlakyStore:
             self.data[key] = new
             return True
 
-        return await self._op(swap)
+        return await self._op(key, swap)
 
 
-def run(options: Options, seconds: float, seed: int = 1):
+class StuckOn(FlakyStore):
+    """A flaky store on which every operation on one key hangs (until the caller gives up)."""
+
+    def __init__(self, rng: random.Random, stuck: str) -> None:
+        super().__init__(rng)
+        self.stuck = stuck
+
+    async def _op(self, key, apply):
+        if key == self.stuck:
+            await asyncio.Event().wait()
+        return await super()._op(key, apply)
+
+
+def run(options: Options, seconds: float, seed: int = 1, store: FlakyStore | None = None):
     rng = random.Random(seed)
     events: list[dict] = []
 
@@ -56,7 +69,7 @@ def run(options: Options, seconds: float, seed: int = 1):
         events.append(fields)
         return fields
 
-    store = FlakyStore(rng)  # one register, seen through three "nodes"
+    store = store or FlakyStore(rng)  # one register, seen through three "nodes"
     workload = RegisterWorkload({"n1": store, "n2": store, "n3": store}, record, options, rng)
 
     async def main():
@@ -111,3 +124,42 @@ def test_rate_limits_invocations_over_all_processes():
     _, events, main_phase, _ = run(Options(concurrency=8, rate=100), 0.5, seed=3)
     invokes = sum(1 for e in events[:main_phase] if e["type"] == "invoke")
     assert 35 <= invokes <= 60, invokes
+
+
+def test_each_group_of_workers_has_a_key_of_its_own():
+    options = Options(concurrency=7, ops_per_key=15, per_key=2)
+    _, events, main_phase, _ = run(options, 0.6, seed=4)
+    invokes = [e for e in events[:main_phase] if e["type"] == "invoke"]
+    groups_of_key = defaultdict(set)
+    nodes_of_worker = defaultdict(set)
+    for e in invokes:
+        worker = e["process"] % 7
+        groups_of_key[e["key"]].add(worker // 2)
+        nodes_of_worker[worker].add(e["node"])
+    assert all(len(groups) == 1 for groups in groups_of_key.values()), groups_of_key
+    assert {g for groups in groups_of_key.values() for g in groups} == {0, 1, 2, 3}
+    assert all(nodes == {f"n{w % 3 + 1}"} for w, nodes in nodes_of_worker.items()), \
+        "a worker stays on its node through its processes"
+    assert any(e["process"] >= 7 for e in invokes), "some worker went on as a fresh process"
+
+
+def test_a_key_that_cannot_be_served_stalls_only_its_own_group():
+    options = Options(concurrency=6, ops_per_key=1000, per_key=2, timeout=0.1)
+    stuck = StuckOn(random.Random(5), "k0")  # group 0's first key
+    _, events, main_phase, _ = run(options, 0.6, seed=5, store=stuck)
+    done = [e for e in events[:main_phase] if e["type"] != "invoke"]
+    on_stuck = [e for e in done if e["key"] == "k0"]
+    assert on_stuck and all(e["type"] == "info" for e in on_stuck)
+    assert {e["process"] % 6 for e in on_stuck} == {0, 1}
+    others = Counter(e["process"] % 6 // 2 for e in done if e["type"] == "ok")
+    assert others[1] > 20 and others[2] > 20, others
+
+
+def test_the_clients_of_a_run_give_each_operation_the_timeout_asked_for():
+    from kvctl import runner
+
+    async def timeouts():
+        async with runner._clients({"n1": "127.0.0.1:1", "n2": "127.0.0.1:2"}, 1.5) as clients:
+            return {name: client.timeout for name, client in clients.items()}
+
+    assert asyncio.run(timeouts()) == {"n1": 1.5, "n2": 1.5}
