@@ -186,3 +186,23 @@ def test_only_a_lazy_node_container_gets_fuse_and_sys_admin() -> None:
     assert lazy["command"][:4] == ["python3", "-m", "kvctl.lazyfs", "run"]
     assert lazy["command"][-4:] == ["--", "kvctl-node", "node", "--name", "n1"][-4:]
     assert lazy["volumes"] == {"vol": {"bind": "/disk", "mode": "rw"}}
+
+
+@pytest.mark.parametrize(("faults", "lazy"), [("power,kill", True), ("corrupt", True),
+                                              ("kill,partition", False)])
+def test_a_run_puts_its_nodes_on_the_lazy_filesystem_only_for_disk_faults(
+    faults: str, lazy: bool, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kvctl import runner
+
+    asked: list[bool | None] = []
+
+    def provision(new, **options):
+        asked.append(options.get("lazyfs"))
+        raise BackendError("no cluster in this test")
+
+    monkeypatch.setenv("KVCTL_HOME", str(tmp_path))
+    monkeypatch.setattr(runner, "provision", provision)
+    with pytest.raises(runner.Refused, match="no cluster in this test"):
+        runner.run_test(runner.TestOptions(backend="docker", nemesis=faults), lambda text: None)
+    assert asked == [lazy]
