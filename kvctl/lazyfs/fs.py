@@ -357,6 +357,9 @@ class LazyFS(pyfuse3.Operations):
 
 
 def _backing_flags(flags: int) -> int:
-    """The flags to open the backing file with: writes always come with their offset, and
-    truncation goes through the model."""
-    return flags & ~(os.O_APPEND | os.O_TRUNC | os.O_CREAT | os.O_EXCL)
+    """The flags to open the backing file with: writes always come with their offset,
+    truncation goes through the model, and a writer can read (what it overwrites)."""
+    flags &= ~(os.O_APPEND | os.O_TRUNC | os.O_CREAT | os.O_EXCL)
+    if flags & os.O_ACCMODE == os.O_WRONLY:
+        flags = flags & ~os.O_ACCMODE | os.O_RDWR
+    return flags

@@ -123,6 +123,20 @@ def test_an_unsynced_replace_and_unlink_are_undone(root: Path) -> None:
     assert (fs.backing / "gone").read_bytes() == b"still here"
 
 
+def test_an_overwrite_through_a_write_only_descriptor_is_undone(root: Path) -> None:
+    with Mount(root) as fs:
+        write(fs.point / "f", b"0123456789", sync=True)
+        fsync_dir(fs.point)
+        fd = os.open(fs.point / "f", os.O_WRONLY)
+        try:
+            os.pwrite(fd, b"abc", 4)
+        finally:
+            os.close(fd)
+        assert (fs.point / "f").read_bytes() == b"0123abc789"
+        cli("crash", str(fs.point))
+    assert (fs.backing / "f").read_bytes() == b"0123456789"
+
+
 def test_a_synced_directory_keeps_its_entries(root: Path) -> None:
     with Mount(root) as fs:
         (fs.point / "db").mkdir()
