@@ -73,8 +73,9 @@ class Display:
 @click.command()
 @click.option("--nodes", type=click.IntRange(min=1), help="Nodes of a new cluster [default: 5].")
 @click.option("--nemesis", "faults", default="partition", show_default=True, metavar="LIST",
-              help="Comma list: partition (or partition-halves, -one, -leader, -ring, -bridge), "
-                   "kill, pause, netem, membership, power, corrupt, all, none.")
+              help="Comma list: partition (or partition-halves, -one, -leader, -ring, -bridge; "
+                   "by name only: -quorum-loss, -constrained, -chained), kill, pause, netem, "
+                   "membership, power, corrupt, all, none.")
 @click.option("--nemesis-interval", "interval", type=click.FloatRange(min=0.1), default=10.0,
               show_default=True, help="Mean seconds between a fault's start and stop.")
 @click.option("--time-limit", type=click.FloatRange(min=1), default=60.0, show_default=True,

@@ -1,7 +1,8 @@
 """Faults and their schedule: which faults exist, where each can run, and why not elsewhere.
 
 `--nemesis` takes a comma list of fault names: `partition` (any shape) or one shape
-(`partition-halves`, `-one`, `-leader`, `-ring`, `-bridge`), `kill`, `pause`, `netem`,
+(`partition-halves`, `-one`, `-leader`, `-ring`, `-bridge`, or one of the Omni-Paxos paper's
+scenarios, by name only: `-quorum-loss`, `-constrained`, `-chained`), `kill`, `pause`, `netem`,
 `membership` (nodes leave, join and replace each other), `power` (power loss: unsynced writes
 forgotten) and `corrupt` (a data file damaged at rest), or `all` (every fault this cluster
 supports, except the disk faults, which need the nodes on a lazy filesystem) and `none`.
@@ -19,6 +20,7 @@ from kvctl.nemesis.fault import Context, Fault, NemesisError
 from kvctl.nemesis.membership import Membership
 from kvctl.nemesis.netem import Netem
 from kvctl.nemesis.partition import KINDS, Partition
+from kvctl.nemesis.partition import SHAPES as PARTITION_SHAPES
 from kvctl.nemesis.power import Power
 from kvctl.nemesis.process import kill, pause
 
@@ -46,7 +48,7 @@ FAULTS: dict[str, Callable[[Context], Fault]] = {
 }
 NETWORK = {"partition", "netem"}
 DISK = {"power", "corrupt"}  # need the nodes' data on kvctl.lazyfs: asked for by name only
-SHAPES = {f"partition-{kind}": kind for kind in KINDS}
+SHAPES = {f"partition-{kind}": kind for kind in PARTITION_SHAPES}
 
 
 @dataclass

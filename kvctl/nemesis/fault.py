@@ -102,19 +102,23 @@ class Context:
         except BackendError as exc:
             raise NemesisError(f"{node}: {exc}") from exc
 
-    def leaders(self) -> dict[int, str]:
-        """Each group's leader as the nodes report it ({} if none answers). Blocking."""
+    def topology(self) -> dict[str, Any]:
+        """The cluster as a node reports it: groups, leaders, configurations ({} if none
+        answers). Blocking."""
         addresses = {n.name: n.address for n in self.spec.nodes}
 
-        async def ask() -> dict[int, str]:
+        async def ask() -> dict[str, Any]:
             async with Client(addresses, timeout=2.0, attempt_timeout=0.5) as client:
                 try:
-                    topology = await client.topology()
+                    return await client.topology()
                 except ClientError:
                     return {}
-            return {int(g): n for g, n in topology.get("leaders", {}).items() if n}
 
         return asyncio.run(ask())
+
+    def leaders(self) -> dict[int, str]:
+        """Each group's leader as the nodes report it ({} if none answers). Blocking."""
+        return {int(g): n for g, n in self.topology().get("leaders", {}).items() if n}
 
     def pick(self, among: list[str], rng: random.Random) -> tuple[str, list[str]]:
         """Targets for a node fault, drawn from the fault's `rng`: one node, a minority, or a

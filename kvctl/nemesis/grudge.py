@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 Grudge = dict[str, frozenset[str]]
 
@@ -59,6 +60,26 @@ def bridge(nodes: Sequence[str], rng: random.Random) -> Grudge:
     grudge = {n: frozenset(right if n in left else left) for n in nodes}
     grudge[hub] = frozenset()
     return grudge
+
+
+def only_links(nodes: Sequence[str], links: Iterable[tuple[str, str]]) -> Grudge:
+    """Every link cut, both ways, except `links` (each kept both ways)."""
+    kept = {frozenset(link) for link in links}
+    return {n: frozenset(m for m in nodes if m != n and frozenset((n, m)) not in kept)
+            for n in nodes}
+
+
+def star(nodes: Sequence[str], hub: str, isolated: Iterable[str] = ()) -> Grudge:
+    """Only the hub's links survive: the hub alone reaches a majority (the Omni-Paxos
+    paper's quorum loss); `isolated` nodes lose the hub too (its constrained election)."""
+    alone = set(isolated)
+    return only_links(nodes, [(hub, n) for n in nodes if n != hub and n not in alone])
+
+
+def chain(order: Sequence[str]) -> Grudge:
+    """A line through the nodes in `order`: each reaches only its neighbours (the paper's
+    chained case: the middle of three reaches both ends, the ends not each other)."""
+    return only_links(order, pairwise(order))
 
 
 def cut_links(grudge: Grudge) -> int:

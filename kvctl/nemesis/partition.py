@@ -1,5 +1,17 @@
 """The partition fault: a grudge of a randomly chosen shape, enforced by the firewall.
 
+Besides the shapes `partition` draws from (`KINDS`), three are asked for by name only
+(`NAMED`): the Omni-Paxos paper's partial-connectivity scenarios, built around the current
+leader of a group drawn at random (its `group`, `leader` and roles are recorded):
+
+- `quorum-loss`: only the links of a hub, another member of that group, survive; the leader
+  is a leaf, and only the hub reaches a majority of the cluster.
+- `constrained`: the hub first falls behind (cut off alone for `BEHIND_SECONDS` while the
+  workload writes), then only its links survive, and the leader loses even the hub: the one
+  node that can gather a majority has the oldest log.
+- `chained`: a line through the nodes that starts leader, member, member: the middle member
+  reaches both, the leader and the last member not each other.
+
 A node that cannot run commands when the grudge changes (killed, frozen) is remembered, and
 every node that came back since it was last brought in line is too: `refresh` enforces the
 grudge on them, since a restarted container comes up with an empty firewall, and a resumed
@@ -9,12 +21,14 @@ one still carries the rules of a partition that has since healed.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from kvctl.nemesis import grudge as g
 from kvctl.nemesis.fault import Context, NemesisError, Value, require_own_network
 from kvctl.nemesis.firewall import Firewall
+from kvctl.node.placement import Placement
 
 
 def _leader(ctx: Context, rng: random.Random) -> tuple[g.Grudge, Value]:
@@ -38,6 +52,71 @@ KINDS: dict[str, Callable[[Context, random.Random], tuple[g.Grudge, Value]]] = {
     "ring": lambda ctx, rng: (g.majorities_ring(ctx.nodes, rng), {}),
     "bridge": lambda ctx, rng: (g.bridge(ctx.nodes, rng), {}),
 }
+
+
+BEHIND_SECONDS = 3.0  # a node a scenario needs behind is cut off alone this long first
+
+
+def _roles(ctx: Context, rng: random.Random) -> tuple[str, list[str], Value]:
+    """A group with a known leader (drawn at random), its leader and its other members, and
+    what to record of them; without a reported leader, a group's preferred one."""
+    topo = ctx.topology()
+    leaders = {int(k): n for k, n in (topo.get("leaders") or {}).items() if n}
+    configs = {int(k): list(c[1]) for k, c in (topo.get("configs") or {}).items()}
+    known = sorted(k for k, n in leaders.items() if n in configs.get(k, []))
+    if known:
+        group = rng.choice(known)
+        leader, members = leaders[group], configs[group]
+    else:
+        groups = ctx.spec.groups or len(ctx.nodes)
+        group = rng.randrange(groups)
+        members = Placement(tuple(ctx.nodes), groups, ctx.spec.replication).members(group)
+        leader = members[0]
+    others = [m for m in members if m != leader]
+    if not others:
+        raise NemesisError(f"group {group} has one member: no scenario of several roles")
+    return leader, others, {"group": group, "leader": leader, "leader_known": bool(known)}
+
+
+def _quorum_loss(ctx: Context, rng: random.Random) -> tuple[g.Grudge, Value]:
+    _, others, roles = _roles(ctx, rng)
+    hub = rng.choice(others)
+    return g.star(ctx.nodes, hub), {**roles, "hub": hub}
+
+
+def _constrained(ctx: Context, rng: random.Random) -> tuple[g.Grudge, Value]:
+    leader, others, roles = _roles(ctx, rng)
+    hub = rng.choice(others)
+    return g.star(ctx.nodes, hub, [leader]), {**roles, "hub": hub, "behind": hub}
+
+
+def _chained(ctx: Context, rng: random.Random) -> tuple[g.Grudge, Value]:
+    leader, others, roles = _roles(ctx, rng)
+    middle = rng.choice(others)
+    group = [leader, middle, *(m for m in others if m != middle)]
+    rest = [n for n in ctx.nodes if n not in group]
+    order = [*group, *rng.sample(rest, len(rest))]
+    return g.chain(order), {**roles, "chain": order}
+
+
+NAMED: dict[str, Callable[[Context, random.Random], tuple[g.Grudge, Value]]] = {
+    "quorum-loss": _quorum_loss,
+    "constrained": _constrained,
+    "chained": _chained,
+}
+SHAPES = {**KINDS, **NAMED}
+
+
+def _roles_shown(detail: Value) -> str:
+    """The roles of a named scenario, for its summary."""
+    parts = [f"group {detail['group']} led by {detail['leader']}"]
+    if "hub" in detail:
+        parts.append(f"hub {detail['hub']}")
+    if "behind" in detail:
+        parts.append(f"{detail['behind']} behind first")
+    if "chain" in detail:
+        parts.append("chain " + "-".join(detail["chain"]))
+    return ", ".join(parts)
 
 
 def components(grudge: g.Grudge) -> list[list[str]] | None:
@@ -66,10 +145,10 @@ class Partition:
     stage: ClassVar[int] = 1
 
     def __init__(self, ctx: Context, kinds: Sequence[str] = tuple(KINDS)) -> None:
-        unknown = [k for k in kinds if k not in KINDS]
+        unknown = [k for k in kinds if k not in SHAPES]
         if unknown:
             raise NemesisError(
-                f"unknown partition kind {unknown[0]!r}: choose from {', '.join(KINDS)}"
+                f"unknown partition kind {unknown[0]!r}: choose from {', '.join(SHAPES)}"
             )
         self.ctx = ctx
         self.rng = ctx.rng_for(self.name)
@@ -87,20 +166,30 @@ class Partition:
     def start(self) -> Value:
         kinds = self.rng.sample(self.kinds, len(self.kinds))
         for kind in kinds:
-            grudge, detail = KINDS[kind](self.ctx, self.rng)
+            grudge, detail = SHAPES[kind](self.ctx, self.rng)
             if g.cut_links(grudge):
                 break
         else:
             raise NemesisError(f"no partition of kind {', '.join(kinds)} cuts {self.ctx.nodes}")
+        if "behind" in detail:
+            self._fall_behind(detail["behind"])
         self.grudge = grudge
         missed = self._enforce(self.ctx.nodes)
+        shown = f"{show(grudge)}; {_roles_shown(detail)}" if kind in NAMED else show(grudge)
         return {
             "kind": kind,
             **detail,
             "drops": g.describe(grudge),
             "missed": missed,
-            "summary": f"{kind}: {show(grudge)}",
+            "summary": f"{kind}: {shown}",
         }
+
+    def _fall_behind(self, node: str) -> None:
+        """Cut `node` off alone while the workload goes on, so that its log is behind when
+        the scenario's shape is cut (the wait is the stage itself, not a condition)."""
+        self.grudge = g.isolate(node, self.ctx.nodes)
+        self._enforce(self.ctx.nodes)
+        time.sleep(BEHIND_SECONDS)
 
     def stop(self) -> Value:
         self.grudge = {}
