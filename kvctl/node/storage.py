@@ -101,8 +101,9 @@ class Storage:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / WAL_NAME
         self.min_rewrite_bytes = min_rewrite_bytes
-        self._file = open(self.path, "ab")  # noqa: SIM115 - held open for the node's life
-        self._size_after_rewrite = self._file.tell()
+        # unbuffered: each batch is one write(2), with no copy into a buffer first
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held for life
+        self._size = self._size_after_rewrite = self._file.tell()
 
     def load(self) -> dict[Instance, DurableState]:
         """Replay the log; cut off a torn tail; CorruptLog for anything worse."""
@@ -113,17 +114,22 @@ class Storage:
             log.warning("cutting %d bytes of torn log tail at offset %d", cut, intact)
             self._file.truncate(intact)
             self._file.seek(intact)
-        self._size_after_rewrite = intact
+        self._size = self._size_after_rewrite = intact
         return states
 
     @property
     def size(self) -> int:
-        return self._file.tell()
+        return self._size
 
     def write(self, records: list[Record]) -> None:
         """Hand one batch to the OS; it is durable once a later `sync` returns."""
-        self._file.write(encode_batch(records))
-        self._file.flush()
+        data = memoryview(encode_batch(records))
+        while data:
+            written = self._file.write(data)
+            if not written:
+                raise OSError("write(2) wrote nothing")
+            data = data[written:]
+            self._size += written
 
     def sync(self) -> None:
         """fdatasync: every batch written before this call is on disk when it returns."""
@@ -150,8 +156,8 @@ class Storage:
         finally:
             os.close(dir_fd)
         self._file.close()
-        self._file = open(self.path, "ab")  # noqa: SIM115
-        self._size_after_rewrite = self._file.tell()
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
+        self._size = self._size_after_rewrite = self._file.tell()
 
     def close(self) -> None:
         self._file.close()

@@ -56,7 +56,7 @@ def pack(obj: Any) -> bytes:
     return msgpack.packb(obj, default=_default)
 
 
-def unpack(payload: bytes) -> Any:
+def unpack(payload: bytes | memoryview) -> Any:
     return msgpack.unpackb(
         payload, use_list=False, ext_hook=_ext_hook, strict_map_key=False, raw=False
     )
@@ -67,38 +67,68 @@ def frame(obj: Any) -> bytes:
     return len(payload).to_bytes(_HEADER, "big") + payload
 
 
+def frame_of_packed(items: list[bytes]) -> bytes:
+    """The frame of a list whose items are already packed: a message sent to several peers
+    is encoded once, and each peer's frame only joins bytes."""
+    n = len(items)
+    if n < 16:
+        head = bytes((0x90 | n,))
+    elif n < 1 << 16:
+        head = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        head = b"\xdd" + n.to_bytes(4, "big")
+    size = len(head) + sum(map(len, items))
+    return b"".join((size.to_bytes(_HEADER, "big"), head, *items))
+
+
 class FrameDecoder:
-    """Feed bytes as they arrive; get back every complete frame's object."""
+    """Feed bytes as they arrive; get back every complete frame's object. Frames are decoded
+    where they lie (no copy per frame); only an incomplete tail is kept, and a frame that
+    arrives in many pieces is joined once, when its last piece comes."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._buffer = bytearray()
+        self._need = _HEADER  # bytes the buffer must hold before anything can be decoded
 
     def feed(self, data: bytes) -> list[Any]:
-        self._buffer += data
+        if self._buffer:
+            self._buffer += data
+            if len(self._buffer) < self._need:
+                return []
+            data, self._buffer = bytes(self._buffer), bytearray()
         out = []
-        buffer = self._buffer
         pos = 0
-        while len(buffer) - pos >= _HEADER:
-            size = int.from_bytes(buffer[pos : pos + _HEADER], "big")
-            if size > self.limit:
-                raise FrameError(f"frame of {size} bytes exceeds the limit of {self.limit}")
-            end = pos + _HEADER + size
-            if len(buffer) < end:
-                break
-            try:
-                out.append(unpack(bytes(buffer[pos + _HEADER : end])))
-            except FrameError:
-                raise
-            except Exception as exc:  # msgpack raises several types for bad bytes
-                raise FrameError(f"undecodable frame: {exc}") from exc
-            pos = end
-        del buffer[:pos]
+        end = len(data)
+        with memoryview(data) as view:
+            while end - pos >= _HEADER:
+                size = int.from_bytes(view[pos : pos + _HEADER], "big")
+                if size > self.limit:
+                    raise FrameError(f"frame of {size} bytes exceeds the limit of {self.limit}")
+                stop = pos + _HEADER + size
+                if end < stop:
+                    break
+                try:
+                    out.append(unpack(view[pos + _HEADER : stop]))
+                except FrameError:
+                    raise
+                except Exception as exc:  # msgpack raises several types for bad bytes
+                    raise FrameError(f"undecodable frame: {exc}") from exc
+                pos = stop
+            if pos < end:
+                self._buffer = bytearray(view[pos:])
+                have_header = end - pos >= _HEADER
+                self._need = (stop - pos) if have_header else _HEADER
         return out
 
 
-def encode_peer_message(group: int, msg: Any) -> tuple[Any, ...]:
+def encode_peer_message(group: Any, msg: Any) -> tuple[Any, ...]:
     return (group, _TAG[type(msg)], *(getattr(msg, f) for f in msg.__slots__))
+
+
+def pack_peer_message(group: Any, msg: Any) -> bytes:
+    """One message, packed, to join into peer frames with `frame_of_packed`."""
+    return pack(encode_peer_message(group, msg))
 
 
 def decode_peer_message(raw: Any) -> tuple[int, Any]:

@@ -27,7 +27,9 @@ from kvctl.node.wire import (
     decode_peer_message,
     encode_peer_message,
     frame,
+    frame_of_packed,
     pack,
+    pack_peer_message,
     unpack,
 )
 
@@ -51,6 +53,13 @@ def test_every_peer_message_round_trips(msg):
     assert decode_peer_message(raw) == (2, msg)
 
 
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 65535, 65536])
+def test_a_frame_of_packed_messages_is_the_frame_of_their_list(count):
+    msgs = [encode_peer_message(1, MESSAGES[i % len(MESSAGES)]) for i in range(count)]
+    packed = [pack_peer_message(1, MESSAGES[i % len(MESSAGES)]) for i in range(count)]
+    assert frame_of_packed(packed) == frame(msgs)
+
+
 def test_frames_split_anywhere_decode_the_same():
     data = frame(["a", 1]) + frame(("b", None))
     decoder = FrameDecoder(1024)
@@ -58,6 +67,21 @@ def test_frames_split_anywhere_decode_the_same():
     for i in range(len(data)):
         out += decoder.feed(data[i : i + 1])
     assert out == [("a", 1), ("b", None)]
+
+
+@given(st.lists(st.integers(1, 300), max_size=30), st.lists(st.integers(1, 5000), min_size=1))
+def test_frames_fed_in_any_pieces_decode_in_order(sizes, cuts):
+    data = b"".join(frame((i, "x" * size)) for i, size in enumerate(sizes))
+    decoder = FrameDecoder(1 << 16)
+    out = []
+    pos = 0
+    for cut in cuts * (len(data) // len(cuts) + 1):
+        if pos >= len(data):
+            break
+        out += decoder.feed(data[pos : pos + cut])
+        pos += cut
+    out += decoder.feed(data[pos:])
+    assert out == [(i, "x" * size) for i, size in enumerate(sizes)]
 
 
 def test_an_oversized_frame_is_refused_before_it_is_buffered():
