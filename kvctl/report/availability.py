@@ -133,7 +133,8 @@ class Row:
     longest_gap: float  # with no ok operation at all
     groups_with_majority: list[int] = field(default_factory=list)
     groups_without_majority: list[int] = field(default_factory=list)
-    longest_stall: float | None = None  # None: not judged (a fault whose effect is not modelled)
+    longest_stall: float | None = None  # None: not judged (no operation ran, or a fault
+    # whose effect is not modelled was in effect)
     stalled_group: int | None = None
     liveness_defect: bool | None = None
     judgement: str = ""
@@ -256,11 +257,13 @@ def _row(w: Window, epochs: Sequence[Epoch], ops: Sequence[Call], ok_times: Sequ
         groups_with_majority=kept,
         groups_without_majority=[g for g in range(topology.groups) if g not in kept],
     )
-    if all(e.modelled for e in during):
+    ran = any(c.invoked < w.end and (c.done is None or c.done > w.start) for c in ops)
+    if ran and all(e.modelled for e in during):
         settled = [e for e in during if e.settled]
         row.longest_stall, row.stalled_group = _longest_stall(w, settled, ops, ok_by_group)
         row.liveness_defect = row.longest_stall > LIVENESS_BOUND
-    row.judgement = judgement(row, topology)
+    row.judgement = judgement(row, topology) if ran else (
+        "no client operation ran in this window (after the workload, before the final heal)")
     return row
 
 

@@ -312,3 +312,12 @@ def test_kvctl_check_on_a_run_directory_shows_the_table(tmp_path: Path) -> None:
     as_json = CliRunner().invoke(check, ["--json", str(stored.path)])
     [window] = json.loads(as_json.output)["availability"]["windows"]
     assert window["liveness_defect"] is True and window["longest_stall"] == 8.5
+
+
+def test_a_window_without_operations_is_not_judged() -> None:
+    run = Run()
+    steady(run, 0, "n1", 0, 0.0, 10.0)
+    halves(run, 12.0, 20.0)
+    [row] = run.rows()
+    assert row.liveness_defect is None and row.ok_per_second == 0.0
+    assert row.judgement.startswith("no client operation ran in this window")
