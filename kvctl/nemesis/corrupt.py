@@ -47,6 +47,8 @@ class Corrupt(DiskFault):
     def stop(self) -> Value:
         value = super().stop()
         refused = self._refused(value["nodes"])
+        for node in refused:  # out for the rest of the run: other faults leave it alone
+            self.ctx.held[node] = self.name
         if refused:
             value["refused"] = refused
             value["summary"] += f"; refused to start: {', '.join(refused)}"

@@ -171,6 +171,7 @@ def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
     backend.refuses.add(nodes[0])
     stopped = corrupt.stop()
     assert stopped["refused"] == [nodes[0]]
+    assert ctx.held == {nodes[0]: "corrupt"}  # no other fault picks a node that cannot start
     assert f"refused to start: {nodes[0]}" in stopped["summary"]
 
 
