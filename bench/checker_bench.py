@@ -1,24 +1,36 @@
-"""Benchmark of the linearizability checker, side by side in one run.
+"""Benchmark of the linearizability checker against Porcupine itself, side by side in one run.
 
-1. etcd: the 102 Jepsen etcd histories of Porcupine's tests, all together: load and check,
-   check only, and a plain Python transliteration of Porcupine's search (`checkSingle`: linked
-   list, bitset, memo of (linearized, state); no pruning) on the same operations. Porcupine's
-   own Go figures come from the corpus manifest (measured on this machine).
-2. hardest: the ten etcd histories Porcupine finds hardest (largest time in the manifest), one
-   by one, the same three ways.
+Porcupine (Go) is built from ../shared/tools/porcupine/ with Debian's golang-go (see
+../shared/tools/README.md) into a temporary folder, and timed by its own harness in the same
+run, file by file, alternating with kvctl.
+
+1. etcd: the 102 Jepsen etcd histories of Porcupine's tests. Totals: every file read and
+   checked once (kvctl: `load` + `check`, as `kvctl check` does; Porcupine: parse +
+   CheckEvents), and check only. File by file: the minimum over --repeat of each side, read
+   and check, check only, and how many files each side is faster on. A plain Python
+   transliteration of Porcupine's search (`checkSingle`: linked list, bitset, memo of
+   (linearized, state); no pruning) on the same operations shows what the pruning buys.
+2. hardest: the ten etcd histories Porcupine takes longest to check, one by one.
 3. c50: every key of kv/c50-ok and kv/c50-bad on its own, with the budget (Porcupine cannot
    decide keys "0" and "9" of c50-bad in 60 s each).
 
-Times are the minimum over --repeat runs (the median is shown too), wall clock unless --cpu.
+Times are the minimum over --repeat runs (the median is shown too), wall clock unless --cpu
+(kvctl's side only: the Go harness measures wall clock).
 
-    python bench/checker_bench.py [--corpus DIR] [--repeat N] [--budget SECONDS] [--cpu] [--json]
+    python bench/checker_bench.py [--corpus DIR] [--porcupine DIR] [--repeat N]
+                                  [--budget SECONDS] [--cpu] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,7 +42,9 @@ from kvctl.checker.kv import Kv
 from kvctl.checker.register import Register
 from kvctl.history import History, Op
 
-CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference-histories"
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+CORPUS = SHARED / "reference-histories"
+PORCUPINE = SHARED / "tools" / "porcupine"
 
 
 CLOCK = time.perf_counter  # --cpu: time.process_time, steadier on a busy machine
@@ -90,14 +104,53 @@ def porcupine_baseline(ops: Sequence[Op], model: Any) -> bool:
     return True
 
 
-def manifest_ms(corpus: Path) -> dict[str, float]:
-    """Porcupine's Go time (ms) per etcd file, from the manifest table."""
-    ms = {}
-    for line in (corpus / "porcupine" / "MANIFEST.md").read_text().splitlines():
-        cells = [c.strip() for c in line.split("|")]
-        if len(cells) > 8 and cells[1].startswith("jepsen/etcd_"):
-            ms[cells[1].removeprefix("jepsen/")] = float(cells[7])
-    return ms
+class Porcupine:
+    """Porcupine's own harness (harness_test.go), built once into a temporary folder."""
+
+    def __init__(self, source: Path, workdir: Path) -> None:
+        if shutil.which("go") is None:
+            sys.exit("checker_bench: Go is needed to build Porcupine: apt-get install golang-go")
+        tree = workdir / "porcupine"
+        shutil.copytree(source, tree)  # shared/ is read-only; go writes next to go.mod
+        for path in tree.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        self.binary = workdir / "porc.test"
+        built = subprocess.run(
+            ["go", "test", "-c", "-o", str(self.binary), "."],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+        )
+        if built.returncode != 0:
+            sys.exit(f"checker_bench: building Porcupine failed:\n{built.stderr}")
+
+    def _run(self, files: Sequence[Path], mode: str, repeat: int = 1) -> list[list[str]]:
+        env = {
+            **os.environ,
+            "PORC_FILES": ":".join(str(f) for f in files),
+            "PORC_MODE": mode,
+            "PORC_REPEAT": str(repeat),
+        }
+        out = subprocess.run(
+            [str(self.binary), "-test.run", "TestHarness"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return [line.split("\t") for line in out.splitlines() if line.startswith(mode.upper())]
+
+    def total(self, files: Sequence[Path]) -> tuple[float, int]:
+        """Seconds to parse and check every file once, and how many are linearizable."""
+        _, _, linearizable, seconds = self._run(files, "all")[0]
+        return float(seconds), int(linearizable)
+
+    def each(self, files: Sequence[Path], repeat: int) -> dict[str, tuple[bool, float, float]]:
+        """For each file: linearizable?, seconds to parse it, best seconds to check it."""
+        return {
+            Path(name).name: (ok == "true", float(parse), float(check))
+            for _, name, ok, parse, check in self._run(files, "each", repeat)
+        }
 
 
 def relevant_ops(history: History) -> list[Op]:
@@ -105,31 +158,54 @@ def relevant_ops(history: History) -> list[Op]:
     return [op for op in history.ops if model.relevant(op)]
 
 
-def bench_etcd(corpus: Path, repeat: int) -> dict[str, Any]:
+def per_file(
+    paths: Sequence[Path], porcupine: Porcupine, repeat: int
+) -> dict[str, dict[str, Any]]:
+    """Each file on its own: kvctl and Porcupine alternately, the best of `repeat` rounds."""
+    rows: dict[str, dict[str, Any]] = {}
+    for _ in range(repeat):
+        go = porcupine.each(paths, 3)
+        for path in paths:
+            start = CLOCK()
+            history = load(path)
+            loaded = CLOCK()
+            best, _, valid = timed(lambda h=history: check(h).valid, 3)  # as the harness does
+            row = rows.setdefault(path.name, {"load": 1e9, "check": 1e9, "go_parse": 1e9})
+            row.update(valid=valid, go_valid=go[path.name][0])
+            row["load"] = min(row["load"], loaded - start)
+            row["check"] = min(row["check"], best)
+            row["go_parse"] = min(row["go_parse"], go[path.name][1])
+            row["go_check"] = min(row.get("go_check", 1e9), go[path.name][2])
+    for name, row in rows.items():
+        assert row["valid"] is row["go_valid"], f"{name}: kvctl and Porcupine disagree"
+    return rows
+
+
+def bench_etcd(corpus: Path, porcupine: Porcupine, repeat: int) -> dict[str, Any]:
     paths = sorted((corpus / "porcupine" / "jepsen").glob("etcd_*.log"))
     histories = [load(p) for p in paths]
     ops = [relevant_ops(h) for h in histories]
     exact = [Register(o).exact() for o in ops]
-    go = manifest_ms(corpus)
     total = timed(lambda: [check(load(p)).valid for p in paths], repeat)
+    go_total = min(porcupine.total(paths)[0] for _ in range(repeat))
     ours = timed(lambda: [check(h).valid for h in histories], repeat)
     base = timed(
         lambda: [porcupine_baseline(o, m) for o, m in zip(ops, exact, strict=True)], repeat
     )
     assert ours[2] == base[2], "the baseline and the checker disagree"
-    hardest = sorted(go, key=go.__getitem__, reverse=True)[:10]
+    files = per_file(paths, porcupine, repeat)
+    hardest = sorted(files, key=lambda name: files[name]["go_check"], reverse=True)[:10]
     rows = []
     for name in hardest:
         k = [p.name for p in paths].index(name)
-        mine = timed(lambda k=k: check(histories[k]).valid, repeat)
         theirs = timed(lambda k=k: porcupine_baseline(ops[k], exact[k]), max(1, repeat // 2))
         rows.append(
             {
                 "file": name,
-                "valid": mine[2],
-                "ours_ms": mine[0] * 1e3,
+                "valid": files[name]["valid"],
+                "ours_ms": files[name]["check"] * 1e3,
                 "baseline_ms": theirs[0] * 1e3,
-                "porcupine_go_ms": go[name],
+                "porcupine_go_ms": files[name]["go_check"] * 1e3,
             }
         )
     return {
@@ -137,7 +213,9 @@ def bench_etcd(corpus: Path, repeat: int) -> dict[str, Any]:
         "load_and_check_s": total[:2],
         "check_s": ours[:2],
         "baseline_s": base[:2],
-        "porcupine_go_s": sum(go.values()) / 1e3,
+        "porcupine_go_s": go_total,
+        "porcupine_go_check_s": sum(f["go_check"] for f in files.values()),
+        "per_file": files,
         "hardest": rows,
     }
 
@@ -171,12 +249,28 @@ def bench_c50(corpus: Path, budget: float, repeat: int) -> list[dict[str, Any]]:
 def report(etcd: dict[str, Any], c50: list[dict[str, Any]]) -> None:
     (t_min, t_med), (c_min, c_med) = etcd["load_and_check_s"], etcd["check_s"]
     b_min, go = etcd["baseline_s"][0], etcd["porcupine_go_s"]
-    print(f"etcd, {etcd['files']} histories together (min / median over the repeats):")
-    print(f"  kvctl, load + check        {t_min:7.3f} s / {t_med:.3f} s")
-    print(f"  kvctl, check only          {c_min:7.3f} s / {c_med:.3f} s")
-    print(f"  Porcupine in Python        {b_min:7.3f} s   ({b_min / c_min:.1f}x kvctl's check)")
-    print(f"  Porcupine in Go (manifest) {go:7.3f} s   ({go / t_min:.1f}x kvctl's load + check)")
-    print("\nthe ten hardest for Porcupine, one by one (ms):")
+    go_check = etcd["porcupine_go_check_s"]
+    files = etcd["per_file"].values()
+    n = etcd["files"]
+    print(f"etcd, {n} histories together (min / median over the repeats):")
+    print(f"  kvctl, load + check          {t_min:7.3f} s / {t_med:.3f} s")
+    print(f"  Porcupine (Go), parse + check {go:6.3f} s   ({go / t_min:.1f}x kvctl's)")
+    print(f"  kvctl, check only            {c_min:7.3f} s / {c_med:.3f} s")
+    print(f"  Porcupine (Go), check only   {go_check:7.3f} s   ({go_check / c_min:.1f}x kvctl's)")
+    print(f"  Porcupine in Python          {b_min:7.3f} s   ({b_min / c_min:.1f}x kvctl's check)")
+    read_wins = sum(f["load"] + f["check"] < f["go_parse"] + f["go_check"] for f in files)
+    check_wins = sum(f["check"] < f["go_check"] for f in files)
+    print("\nfile by file (best of the repeats each), kvctl faster than Porcupine on:")
+    print(f"  read + check  {read_wins:3} of {n} files")
+    print(f"  check only    {check_wins:3} of {n} files")
+    for what, ours, theirs in (
+        ("read", "load", "go_parse"),
+        ("check", "check", "go_check"),
+    ):
+        a = statistics.median(f[ours] for f in files) * 1e6
+        b = statistics.median(f[theirs] for f in files) * 1e6
+        print(f"  median {what:6} kvctl {a:7.0f} us, Porcupine {b:7.0f} us")
+    print("\nthe ten hardest for Porcupine, one by one (check only, ms):")
     print(f"  {'file':14} {'verdict':8} {'kvctl':>8} {'Py port':>8} {'Go':>8}")
     for r in etcd["hardest"]:
         verdict = "ok" if r["valid"] else "illegal"
@@ -198,6 +292,7 @@ def report(etcd: dict[str, Any], c50: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--porcupine", type=Path, default=PORCUPINE, help="Porcupine's source")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--budget", type=float, default=10.0)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -206,7 +301,9 @@ def main() -> None:
     if args.cpu:
         global CLOCK
         CLOCK = time.process_time
-    etcd = bench_etcd(args.corpus, args.repeat)
+    with tempfile.TemporaryDirectory(prefix="porcupine-") as work:
+        porcupine = Porcupine(args.porcupine, Path(work))
+        etcd = bench_etcd(args.corpus, porcupine, args.repeat)
     c50 = bench_c50(args.corpus, args.budget, args.repeat)
     if args.json:
         print(json.dumps({"etcd": etcd, "c50": c50}, indent=1))
