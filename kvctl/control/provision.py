@@ -6,12 +6,13 @@ cluster `kvctl up` started, and `kvctl status` sees the one a test started.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
 from kvctl.control import get_backend
 from kvctl.control.backend import BackendError, ClusterSpec, load_spec, save_spec
-from kvctl.control.ready import wait_until_serving
+from kvctl.db import db_of
 
 
 def provision(
@@ -23,10 +24,12 @@ def provision(
     nodes: int | None = None,
     read_mode: str | None = None,
     lazyfs: bool | None = None,
+    db: str | None = None,
 ) -> tuple[ClusterSpec, bool]:
     """Start the saved cluster (or `new()` when there is none); True if it is a new one.
 
-    `backend`, `nodes` and `read_mode`, when given, must match a saved cluster: changing
+    `backend`, `nodes`, `read_mode` and `db` (the store, kvctl/db), when given, must match a
+    saved cluster: changing
     them under a running cluster is `kvctl down --purge` and a new `kvctl up`. `lazyfs` puts
     the nodes' data on the lazy filesystem (True, for the power and corrupt faults) or on a
     plain disk (False), restarting the nodes whose disk changes; None keeps what they have.
@@ -36,8 +39,9 @@ def provision(
     if spec is None:
         spec = new()
     else:
-        wanted = {"backend": backend, "nodes": nodes, "read mode": read_mode}
-        actual = {"backend": spec.backend, "nodes": len(spec.nodes), "read mode": spec.read_mode}
+        wanted = {"backend": backend, "nodes": nodes, "read mode": read_mode, "store": db}
+        actual = {"backend": spec.backend, "nodes": len(spec.nodes), "read mode": spec.read_mode,
+                  "store": db_of(spec).name}
         for what, value in wanted.items():
             if value is not None and value != actual[what]:
                 raise BackendError(
@@ -51,7 +55,7 @@ def provision(
     spec = get_backend(spec.backend).up(spec)
     save_spec(spec)
     try:
-        wait_until_serving({n.name: n.address for n in spec.nodes}, timeout)
+        asyncio.run(db_of(spec).setup(spec, timeout))
     except TimeoutError as exc:
         raise BackendError(f"{exc}; see `kvctl status` and `kvctl logs NODE`") from exc
     return spec, created
