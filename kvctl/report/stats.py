@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kvctl.history import History
+from kvctl.history import History, thaw
 
 TYPES = ("ok", "fail", "info")
 QUANTILES = (0.5, 0.95, 0.99, 1.0)
@@ -70,10 +70,11 @@ def windows(history: History) -> list[Window]:
     for e in history.faults:
         verb, _, fault = e.f.partition("-")
         at = ((e.time or zero) - zero) / 1e9
-        value = e.value if isinstance(e.value, tuple) else ()
-        fields = dict(value) if all(isinstance(v, tuple) and len(v) == 2 for v in value) else {}
+        thawed = thaw(e.value)
+        fields = thawed if isinstance(thawed, dict) else {}
         if verb == "start" and "error" not in fields:
-            opened[fault] = (at, str(fields.get("summary", fault)))
+            began = at - float(fields.get("seconds") or 0.0)  # recorded when it returned
+            opened[fault] = (began, str(fields.get("summary", fault)))
         elif verb in ("stop", "heal") and fault in opened:
             start, summary = opened.pop(fault)
             found.append(Window(fault, start, at, summary))

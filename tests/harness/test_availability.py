@@ -15,6 +15,7 @@ from kvctl.cli.check import check
 from kvctl.history import History
 from kvctl.nemesis import grudge
 from kvctl.report import availability as av
+from kvctl.report import stats
 from kvctl.report.connectivity import Network, has_majority, serves, viable_leaders
 from kvctl.runner import analyse
 
@@ -46,10 +47,14 @@ class Run:
         self.events.append({"time": int(at * S), "process": "nemesis", "type": "info", "f": f,
                             "value": value})
 
-    def rows(self, topology: av.Topology = TOPOLOGY) -> list[av.Row]:
+    def sorted(self) -> list[dict[str, Any]]:
         events = sorted(self.events, key=lambda e: e["time"])
         for i, e in enumerate(events):
             e["index"] = i
+        return events
+
+    def rows(self, topology: av.Topology = TOPOLOGY) -> list[av.Row]:
+        events = self.sorted()
         return av.rows(History.from_events(events), events, topology)
 
 
@@ -268,6 +273,8 @@ def test_an_action_acts_from_when_it_began_and_is_judged_once_it_returned() -> N
     assert (row.start, row.end, row.healed) == (10.0, 20.0, 21.0)
     assert row.longest_stall == 0.5  # 12.0 to 12.4 is judged, then steady 0.5 s waits
     assert row.first_ok_after_heal == 0.5  # process 0's op invoked at 21.0
+    [band] = stats.windows(History.from_events(run.sorted()))  # the plots shade the same
+    assert (band.start, band.end, band.summary) == (10.0, 21.0, "halves")
 
 
 # -- where the table is shown ---------------------------------------------------------------
@@ -281,9 +288,7 @@ def stored_stall(tmp_path: Path) -> store.RunDir:
     drops = grudge.describe(grudge.complete([["n1", "n2", "n3"]], list(NODES)))
     run.fault(10.0, "start-partition", drops=drops, summary="<b>halves</b>")
     run.fault(20.0, "stop-partition", summary="network healed")
-    events = sorted(run.events, key=lambda e: e["time"])
-    for i, e in enumerate(events):
-        e["index"] = i
+    events = run.sorted()
     stored = store.create("availability", tmp_path)
     with open(stored.file(store.HISTORY), "w") as out:
         out.writelines(json.dumps(e) + "\n" for e in events)
