@@ -44,7 +44,9 @@ class SimClients:
         self._ops: dict[int, _Op | None] = {}  # process -> its outstanding op
         self._client_id: dict[int, int] = {}
         self._req_owner: dict[int, int] = {}  # request id -> process
-        self._leader_hint: dict[str, str] = {}
+        # Each process learns leaders on its own, as separate clients would: one that has not
+        # heard of a new leader still goes to the old one.
+        self._leader_hint: dict[tuple[int, str], str] = {}
         self.running = True
         world.client_inbox = self._on_response
         for _ in range(count):
@@ -97,7 +99,7 @@ class SimClients:
 
     def _attempt(self, process: int, op: _Op) -> None:
         rng = self.world.rng
-        node = self._leader_hint.get(op.key) or rng.choice(self.world.nodes_all)
+        node = self._leader_hint.get((process, op.key)) or rng.choice(self.world.nodes_all)
         if op.attempts and rng.random() < 0.5:
             node = rng.choice(self.world.nodes_all)
         self._next_req += 1
@@ -126,7 +128,7 @@ class SimClients:
             return
         op.unanswered.discard(req)
         if leader:
-            self._leader_hint[op.key] = leader
+            self._leader_hint[(process, op.key)] = leader
         if status == OK:
             if op.f == "cas":
                 self._complete(process, op, "ok" if value else "fail", op.value)
