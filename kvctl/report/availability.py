@@ -3,9 +3,10 @@ serving, and whether what did not serve could not (no majority) or would not (a 
 
 A row holds the fault and its shape, its start and end (seconds since the first client event,
 as on every plot), ok operations per second during the window and in the `BEFORE` seconds
-before it, the time from the start to the first ok operation (invoked in the window) on a key
-whose group kept a connected majority throughout, the time from the heal to the first ok
-operation invoked after it, and the longest stretch of the window with no ok operation at all.
+before it, the time from when the fault was in force on every node to the first ok operation
+(invoked since) on a key whose group kept a connected majority throughout, the time from the
+heal to the first ok operation invoked after it, and the longest stretch of the window with
+no ok operation at all.
 
 Each group's connectivity comes from what the nemesis recorded (the grudge, the nodes taken
 out, membership plans), judged by `connectivity`'s definitions. A group is *stalled* while an
@@ -102,6 +103,7 @@ class Window:
     fault: str
     shape: str
     start: float
+    in_force: float  # its start had acted on every node
     end: float
     healed: float
 
@@ -124,11 +126,12 @@ class Row:
     fault: str
     shape: str
     start: float  # its start began to act
+    in_force: float  # its start had acted on every node
     end: float  # its stop began to act
     healed: float  # its stop had acted on every node
     ok_per_second: float
     ok_per_second_before: float | None
-    first_ok_majority: float | None  # from the start, on a group that kept a majority
+    first_ok_majority: float | None  # from `in_force`, on a group that kept a majority
     first_ok_after_heal: float | None  # from `healed`
     longest_gap: float  # with no ok operation at all
     groups_with_majority: list[int] = field(default_factory=list)
@@ -148,7 +151,8 @@ class _State:
     drops: dict[str, frozenset[str]] = field(default_factory=dict)
     out: dict[str, frozenset[str]] = field(default_factory=dict)  # fault -> nodes it took out
     members: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    opened: dict[str, tuple[float, str]] = field(default_factory=dict)  # fault -> start, shape
+    opened: dict[str, tuple[float, float, str]] = field(default_factory=dict)  # start, in force,
+    # shape, by fault
 
     def frozen(self, start: float, end: float, settled: bool = True) -> Epoch:
         down = frozenset().union(*self.out.values())
@@ -162,7 +166,7 @@ class _State:
         for group, members in value.get("plan") or []:
             self.members[int(group)] = tuple(members)
         if verb == "start" and "error" not in value:
-            self.opened[fault] = (began, str(value.get("summary") or fault))
+            self.opened[fault] = (began, at, str(value.get("summary") or fault))
             if fault == "partition":
                 self.drops = {n: frozenset(s) for n, s in (value.get("drops") or {}).items()}
             elif fault in NODE_FAULTS:
@@ -172,8 +176,8 @@ class _State:
             if fault == "partition":
                 self.drops = {}
             self.out.pop(fault, None)
-            start, shape = self.opened.pop(fault)
-            return Window(fault, shape, start, began, at)
+            start, in_force, shape = self.opened.pop(fault)
+            return Window(fault, shape, start, in_force, began, at)
         return None
 
 
@@ -198,7 +202,8 @@ def timeline(history: History, topology: Topology) -> tuple[list[Epoch], list[Wi
         if closed is not None:
             windows.append(closed)
     epochs.append(state.frozen(last, max(last, end)))
-    windows += [Window(f, shape, start, end, end) for f, (start, shape) in state.opened.items()]
+    windows += [Window(f, shape, start, in_force, end, end)
+                for f, (start, in_force, shape) in state.opened.items()]
     return [e for e in epochs if e.end > e.start], sorted(windows, key=lambda w: w.start)
 
 
@@ -247,11 +252,11 @@ def _row(w: Window, epochs: Sequence[Epoch], ops: Sequence[Call], ok_times: Sequ
             if all(has_majority(e.network, e.members[g]) for e in during)]
     before_from = max(0.0, w.start - BEFORE)
     row = Row(
-        fault=w.fault, shape=w.shape, start=round(w.start, 3), end=round(w.end, 3),
-        healed=round(w.healed, 3),
+        fault=w.fault, shape=w.shape, start=round(w.start, 3), in_force=round(w.in_force, 3),
+        end=round(w.end, 3), healed=round(w.healed, 3),
         ok_per_second=_rate(ok_times, w.start, w.end),
         ok_per_second_before=_rate(ok_times, before_from, w.start) if w.start > 0 else None,
-        first_ok_majority=_first_ok(ops, w.start, w.end, set(kept)),
+        first_ok_majority=_first_ok(ops, w.in_force, w.end, set(kept)),
         first_ok_after_heal=_first_ok(ops, w.healed, None, None),
         longest_gap=_longest_gap(ok_times, w.start, w.end),
         groups_with_majority=kept,

@@ -270,7 +270,8 @@ def test_an_action_acts_from_when_it_began_and_is_judged_once_it_returned() -> N
     run.fault(12.0, "start-partition", drops=drops, summary="halves", seconds=2.0)
     run.fault(21.0, "stop-partition", summary="network healed", seconds=1.0)
     [row] = run.rows()
-    assert (row.start, row.end, row.healed) == (10.0, 20.0, 21.0)
+    assert (row.start, row.in_force, row.end, row.healed) == (10.0, 12.0, 20.0, 21.0)
+    assert row.first_ok_majority == 0.5  # from 12.0, when the cut was in force everywhere
     assert row.longest_stall == 0.5  # 12.0 to 12.4 is judged, then steady 0.5 s waits
     assert row.first_ok_after_heal == 0.5  # process 0's op invoked at 21.0
     [band] = stats.windows(History.from_events(run.sorted()))  # the plots shade the same
