@@ -10,11 +10,9 @@ takes down (with its volumes) whatever happens.
 from __future__ import annotations
 
 import io
-import json
 import os
 import secrets
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +22,11 @@ import pytest
 from kvctl.control.backend import BackendError, ClusterSpec, NodeSpec
 from kvctl.control.docker import DockerBackend, connect
 from kvctl.control.provision import provision
+from tests.harness.test_runner import kvctl_test
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-SEED = "6"  # its first power cut takes every node, 2.5 s into the run
+SEED = "6"  # its first power cut takes every node, early in the run
 CARELESS = "import os\n\nos.fsync = os.fdatasync = lambda fd: None  # acknowledge, never sync\n"
 
 
@@ -85,17 +84,7 @@ def make_careless(spec: ClusterSpec) -> None:
 
 
 def power_test(home: Path) -> tuple[subprocess.CompletedProcess[str], dict, list[dict]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "kvctl", "test", "--nemesis", "power", "--time-limit", "20",
-         "--nemesis-interval", "3", "--concurrency", "6", "--seed", SEED,
-         "--store", str(home / "store")],
-        cwd=home, capture_output=True, text=True, timeout=400,
-    )
-    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
-    latest = home / "store" / "latest"
-    results = json.loads((latest / "results.json").read_text())
-    history = [json.loads(line) for line in (latest / "history.jsonl").read_text().splitlines()]
-    return done, results, history
+    return kvctl_test("--nemesis", "power", "--seed", SEED, cwd=home)
 
 
 def power_cuts(history: list[dict]) -> list[dict]:
