@@ -26,6 +26,12 @@ from kvctl.node.errors import ErrorCode
 DEFAULT_DB = "kvctl"
 DATABASES = ("kvctl", "etcd", "redis", "nats")
 FAULTS = ("partition", "kill", "pause", "membership")
+# The lazy filesystem's faults are made for kvctl's node (its WAL file, its data directory on
+# the FUSE mount); a store here that has not been run on it refuses them.
+LAZYFS_UNTRIED = {
+    "power": "the lazy filesystem has not been tried under it yet",
+    "corrupt": "the corrupt fault knows only kvctl's own data files",
+}
 TIMEOUT_S = 5.0  # a client gives up on an operation after this long, by default
 
 

@@ -18,7 +18,7 @@ import httpx
 
 from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
-from kvctl.db import DB, TIMEOUT_S, NodePlan, decode, encode, fail
+from kvctl.db import DB, LAZYFS_UNTRIED, TIMEOUT_S, NodePlan, decode, encode, fail
 from kvctl.node import errors
 
 CONNECT_TIMEOUT_S = 1.0
@@ -124,7 +124,10 @@ class Etcd(DB):
     name = "etcd"
     packages = ("etcd-server",)
     read_modes = ("linearizable", "stale")
-    refused = {"membership": "kvctl does not change etcd's membership (etcdctl member add/remove)"}
+    refused = {
+        "membership": "kvctl does not change etcd's membership (etcdctl member add/remove)",
+        **LAZYFS_UNTRIED,
+    }
 
     def plan(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> NodePlan:
         members = ",".join(f"{n.name}={peer_url(n)}" for n in spec.nodes)

@@ -31,7 +31,7 @@ from nats.js.kv import KeyValue
 
 from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
-from kvctl.db import DB, TIMEOUT_S, NodePlan, decode, encode, fail
+from kvctl.db import DB, LAZYFS_UNTRIED, TIMEOUT_S, NodePlan, decode, encode, fail
 from kvctl.node import errors
 
 BUCKET = "kv"
@@ -152,7 +152,10 @@ class Nats(DB):
     name = "nats"
     packages = ("nats-server",)
     read_modes = ("direct", "leader")
-    refused = {"membership": "kvctl does not move JetStream peers between servers"}
+    refused = {
+        "membership": "kvctl does not move JetStream peers between servers",
+        **LAZYFS_UNTRIED,
+    }
 
     def plan(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> NodePlan:
         routes = ",".join(route(n) for n in spec.nodes if n.name != node.name)

@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
-from kvctl.db import DB, TIMEOUT_S, NodePlan, decode, encode, fail
+from kvctl.db import DB, LAZYFS_UNTRIED, TIMEOUT_S, NodePlan, decode, encode, fail
 from kvctl.node import errors
 
 SERVICE = "kv"  # the name the Sentinels monitor the primary under
@@ -177,7 +177,10 @@ class Redis(DB):
     name = "redis"
     packages = ("redis-server", "redis-sentinel")
     read_modes = ("primary",)
-    refused = {"membership": "kvctl does not add or remove Redis replicas and Sentinels"}
+    refused = {
+        "membership": "kvctl does not add or remove Redis replicas and Sentinels",
+        **LAZYFS_UNTRIED,
+    }
 
     def plan(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> NodePlan:
         server, sentinel = f"{data_dir}/redis/redis.conf", f"{data_dir}/sentinel/sentinel.conf"

@@ -42,6 +42,8 @@ def test_a_fault_a_store_cannot_take_is_refused_with_the_reason():
     get_db("kvctl").check_faults(["partition", "membership"])
     with pytest.raises(DBError, match=r"etcd cannot take the membership fault: .*member"):
         get_db("etcd").check_faults(["partition", "membership"])
+    with pytest.raises(DBError, match=r"redis cannot take the corrupt fault: .*kvctl's own"):
+        get_db("redis").check_faults(["kill", "corrupt"])
 
 
 def test_a_read_mode_a_store_lacks_is_refused():
