@@ -117,29 +117,22 @@ def check_key(
     graph = constrain(ops, model, words)
     if graph.cycle is not None:
         return KeyResult(key, False, graph.cycle, "graph", len(ops), time.monotonic() - start)
-    before = [a | b for a, b in zip(graph.before, symmetric_before(ops), strict=True)]
+    before = symmetric_before(ops)
+    if graph.edges:
+        before = [a | b for a, b in zip(graph.before, before, strict=True)]
     out = search(ops, model, before, deadline=start + budget)
-    result = KeyResult(
-        key,
-        out.valid,
-        out.reason,
-        "search",
-        len(ops),
-        0.0,
-        out.steps,
-        [ops[i].id for i in out.order],
-    )
+    result = KeyResult(key, out.valid, out.reason, "search", len(ops), 0.0, out.steps)
     if out.valid is False:
-        exact = model.exact()
-        if exact is not model and any(model.merges(state) for state in out.states):
+        if any(model.merges(state) for state in out.states):
             # Search again without merged states, so that the explanation names real values
             # (the prefix is replayed exactly by the explanation in any case).
+            exact = model.exact()
             limit = min(start + budget, time.monotonic() + EXPLAIN_BUDGET)
             again = search(ops, exact, before, deadline=limit)
             if again.valid is False:
                 model, out = exact, again
         result.explanation = failure(Words(history, model), ops, out)
         result.blocked = ops[out.blocked].id
-        result.order = [ops[i].id for i in out.order]
+    result.order = [ops[i].id for i in out.order]
     result.seconds = time.monotonic() - start
     return result

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,10 @@ from kvctl.checker.model import brief
 from kvctl.history import NEMESIS, TYPES, Event, History, HistoryError, JsonObject, freeze, number
 
 FORMATS = ("jsonl", "jepsen-log", "porcupine-kv", "knossos-edn")
-_LOG_LINES = re.compile(  # each line that mentions jepsen.util: an operation, or bad
-    r"^.*?jepsen\.util(?:[ \t]+-[ \t]+(?P<process>\S+)[ \t]+(?P<type>:\S+)[ \t]+"
-    r"(?P<f>:\S+)[ \t]*(?P<value>.*)$|(?P<bad>.*)$)",
-    re.MULTILINE,
-)
+_LOG_LINE = re.compile(r"jepsen\.util[ \t]+-[ \t]+(\S+)[ \t]+(:\S+)[ \t]+(:\S+)[ \t]*(.*)$")
 _KV_FS = frozenset({"get", "put", "append"})
 _TIMED_OUT = Keyword("timed-out")
-_MISS = object()
+_event = partial(tuple.__new__, Event)  # Event from a tuple, without NamedTuple's own __new__
 
 
 def load(path: str | Path, fmt: str = "auto") -> History:
@@ -80,34 +77,68 @@ def detect(text: str, source: str) -> str:
 
 
 def read_jepsen_log(text: str, source: str) -> History:
-    """Jepsen `jepsen.util` log lines; one register, initially absent."""
+    """Jepsen `jepsen.util` log lines; one register, initially absent.
+
+    Lines are split at tabs first (the usual shape); fields are parsed once per distinct text,
+    keyed by the text the line pattern gives them, so a line whose tab-split fields are all
+    known reads as the pattern would read it. Any other line goes through the pattern."""
     events = []
-    # Process, type, f and value texts, parsed: the same few recur on every line.
-    processes: dict[str, Any] = {}
-    kinds: dict[str, Any] = {}
-    fs: dict[str, Any] = {}
-    values: dict[str, Any] = {}
-    line, counted = 1, 0
-    for m in _LOG_LINES.finditer(text):
-        line += text.count("\n", counted, m.start())
-        counted = m.start()
-        p, t, f, v, bad = m.groups()
-        if bad is not None:
-            raise HistoryError(f"{source}:{line}: not a Jepsen operation line: {m[0].strip()!r}")
-        process, kind = processes.get(p, _MISS), kinds.get(t)
-        op, value = fs.get(f), values.get(v, _MISS)
-        if process is _MISS:
-            process = processes[p] = _log_field(0, p, (source, line), m[0])
-        if kind is None:
-            kind = kinds[t] = _log_field(1, t, (source, line), m[0])
-        if op is None:
-            op = fs[f] = _log_field(2, f, (source, line), m[0])
-        if value is _MISS:
-            value = values[v] = _log_field(3, v, (source, line), m[0])
+    caches: tuple[dict[str, Any], ...] = ({}, {}, {}, {})  # process, type, f, value
+    processes, kinds, fs, values = caches
+    for line, raw in enumerate(text.splitlines(), 1):
+        at = raw.find("jepsen.util - ")
+        if at < 0:
+            if "jepsen.util" in raw:
+                _log_fields(raw, caches, source, line)  # refused with the reason
+            continue
+        texts = raw[at + 14 :].split("\t", 3)
+        try:
+            process, kind, f = processes[texts[0]], kinds[texts[1]], fs[texts[2]]
+            value = values[texts[3]] if len(texts) == 4 else values[""]
+        except (KeyError, IndexError):
+            process, kind, f, value = _log_fields(raw, caches, source, line, texts)
         if kind != "invoke" and value == _TIMED_OUT:
             kind, value = "info", None
-        events.append(Event(process, kind, op, None, value, None, None, line))
+        events.append(_event((process, kind, f, None, value, None, None, line)))
     return History(tuple(events), source)
+
+
+def _log_fields(
+    raw: str,
+    caches: tuple[dict[str, Any], ...],
+    source: str,
+    line: int,
+    texts: list[str] | None = None,
+) -> list[Any]:
+    """Process, type, f and value of one operation line, as the line pattern reads them:
+    its tab-split `texts` when they are what the pattern would find, else the pattern's."""
+    if not _as_the_pattern_reads(texts):
+        m = _LOG_LINE.search(raw)
+        if m is None:
+            raise HistoryError(f"{source}:{line}: not a Jepsen operation line: {raw.strip()!r}")
+        texts = list(m.groups())
+    assert texts is not None
+    if len(texts) == 3:
+        texts.append("")
+    texts[3] = texts[3].lstrip(" \t")
+    fields = []
+    for k, (cache, text) in enumerate(zip(caches, texts, strict=True)):
+        if text not in cache:
+            cache[text] = _log_field(k, text, (source, line), raw)
+        fields.append(cache[text])
+    return fields
+
+
+def _as_the_pattern_reads(texts: list[str] | None) -> bool:
+    """Whether tab-split fields (after "jepsen.util - ") are the pattern's groups: three
+    tokens without blanks, the second and third keywords."""
+    return (
+        texts is not None
+        and len(texts) >= 3
+        and all(t.split() == [t] for t in texts[:3])
+        and texts[1][0] == ":"
+        and texts[2][0] == ":"
+    )
 
 
 def _log_field(k: int, text: str, where: tuple[str, int], raw: str) -> Any:

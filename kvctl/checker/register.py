@@ -39,12 +39,20 @@ class Register(Base):
     def __init__(self, ops: Sequence[Op], initial: Any = None) -> None:
         super().__init__(ops, initial)
         # Values some operation compares with: any other value looks the same to every op.
-        observed = {op.result for op in ops if op.f == "read" and op.status == "ok"}
-        observed.update(op.value[0] for op in ops if op.f == "cas")
-        written = {self.initial}
-        written.update(op.value for op in ops if op.f == "write" and op.status != "fail")
-        written.update(op.value[1] for op in ops if op.f == "cas" and op.status != "fail")
+        observed, written = set(), {self.initial}
+        for op in ops:
+            if op.f == "read":
+                if op.status == "ok":
+                    observed.add(op.result)
+            elif op.f == "write":
+                if op.status != "fail":
+                    written.add(op.value)
+            else:
+                observed.add(op.value[0])
+                if op.status != "fail":
+                    written.add(op.value[1])
         self.observed: set[Hashable] | None = None if written <= observed else observed
+        self._exact: Register | None = None
 
     @staticmethod
     def key(op: Op) -> Hashable:
@@ -68,9 +76,10 @@ class Register(Base):
         """The same register without merging unobserved values, for explanations."""
         if self.observed is None:
             return self
-        exact = copy.copy(self)
-        exact.observed = None
-        return exact
+        if self._exact is None:
+            self._exact = copy.copy(self)
+            self._exact.observed = None
+        return self._exact
 
     def merges(self, state: Hashable) -> bool:
         return state is _UNSEEN

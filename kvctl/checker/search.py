@@ -76,17 +76,17 @@ def symmetric_before(ops: Sequence[Op]) -> list[int]:
     keeps every constraint), so the search may insist on that order. Models must therefore
     depend on those four fields of an operation only.
     """
-    classes: dict[tuple, list[int]] = {}
-    for i, op in enumerate(ops):
-        classes.setdefault((op.f, op.value, op.result, op.status), []).append(i)
     inf = float("inf")
     calls = [op.call for op in ops]
     rets = [inf if op.ret is None else op.ret for op in ops]
+    classes: dict[tuple, list[int]] = {}
+    for i in sorted(range(len(ops)), key=calls.__getitem__):  # each class in order of call
+        op = ops[i]
+        classes.setdefault((op.f, op.value, op.result, op.status), []).append(i)
     masks = [0] * len(ops)
     for members in classes.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda i: (calls[i], rets[i], i))
         earlier, latest = 0, -inf  # the members so far, and their latest return
         for k, j in enumerate(members):
             rj = rets[j]
@@ -95,7 +95,8 @@ def symmetric_before(ops: Sequence[Op]) -> list[int]:
             else:
                 masks[j] = sum(1 << i for i in members[:k] if rets[i] <= rj)
             earlier |= 1 << j
-            latest = max(latest, rj)
+            if rj > latest:
+                latest = rj
     return masks
 
 
