@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn, Protocol
@@ -25,7 +24,6 @@ from kvctl.node.errors import ErrorCode
 
 DEFAULT_DB = "kvctl"
 DATABASES = ("kvctl", "etcd", "redis", "nats")
-FAULTS = ("partition", "kill", "pause", "membership")
 # The lazy filesystem's faults are made for kvctl's node (its WAL file, its data directory on
 # the FUSE mount); a store here that has not been run on it refuses them.
 LAZYFS_UNTRIED = {
@@ -88,11 +86,6 @@ class NodePlan:
     def from_arg(cls, arg: str) -> NodePlan:
         raw = json.loads(base64.urlsafe_b64decode(arg.encode()))
         return cls(files=dict(raw["files"]), processes=[list(p) for p in raw["processes"]])
-
-    def describe(self) -> str:
-        """The plan as a person reads it (for logs and `kvctl up` with -v)."""
-        lines = [f"file {path} ({len(text)} bytes)" for path, text in self.files.items()]
-        return "\n".join(lines + [shlex.join(argv) for argv in self.processes])
 
 
 class KVClient(Protocol):
