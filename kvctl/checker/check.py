@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from kvctl.checker.explain import Words, failure
@@ -21,6 +22,7 @@ from kvctl.history import History, Op
 MODELS: tuple[type[Any], ...] = (Register, Kv, MultiRegister, Mutex)
 DEFAULT_BUDGET = 60.0
 EXPLAIN_BUDGET = 2.0
+_CALL = attrgetter("call")
 
 
 @dataclass
@@ -112,7 +114,7 @@ def check_key(
     """One key: evidence, then the constraint graph, then the search."""
     start = time.monotonic()
     model = kind(ops, initial)
-    ops = model.settle(sorted((op for op in ops if model.relevant(op)), key=lambda op: op.call))
+    ops = model.settle(sorted((op for op in ops if model.relevant(op)), key=_CALL))
     words = Words(history, model)
     graph = constrain(ops, model, words)
     if graph.cycle is not None:

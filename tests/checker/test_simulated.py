@@ -102,7 +102,7 @@ def windows(draw: Any) -> tuple[Recording, Any]:
     return Recording(mine, moments, style, lines, altered), initial
 
 
-@examples(600)
+@examples(500)
 @given(windows())
 def test_kvctl_check_agrees_on_simulator_windows(
     scratch: Path, case: tuple[Recording, Any]
