@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn, Protocol
@@ -120,6 +121,12 @@ class DB:
         """The node's command in a container of the node image (`kvctl-run` logs it)."""
         plan = self.plan(spec, node, data_dir)
         return ["kvctl-run", "python3", "-m", "kvctl.db.launch", plan.to_arg()]
+
+    def local_command(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> list[str]:
+        """The node's command as a process of this machine (its own session: signal the
+        group, so that every process of the node gets it)."""
+        plan = self.plan(spec, node, data_dir)
+        return [sys.executable, "-m", "kvctl.db.launch", plan.to_arg()]
 
     def log_files(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> list[str]:
         """Files on the node worth keeping with a run, beside the command's own output."""

@@ -9,6 +9,7 @@ there were other stores.
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from kvctl.client import Client, ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
@@ -24,10 +25,14 @@ class Kvctl(DB):
     read_modes = ("linearizable", "stale")
 
     def plan(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> NodePlan:
-        return NodePlan(processes=[["python3", "-m", "kvctl", *spec.node_argv(node, data_dir)]])
+        return NodePlan(processes=[["kvctl", *spec.node_argv(node, data_dir)]])
 
     def command(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> list[str]:
         return ["kvctl-node", *spec.node_argv(node, data_dir)]
+
+    def local_command(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> list[str]:
+        """As the local backend has always started a node: one process, no launcher."""
+        return [sys.executable, "-m", "kvctl", *spec.node_argv(node, data_dir)]
 
     def client(self, spec: ClusterSpec, node: str, timeout: float = TIMEOUT_S) -> Client:
         return Client({node: spec.node(node).address}, timeout=timeout)

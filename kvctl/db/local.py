@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from kvctl.control.backend import ClusterSpec, NodeSpec
@@ -68,10 +67,10 @@ class LocalCluster:
         """Start (or restart, from its data) one node."""
         data = self.data_dir(node)
         data.mkdir(parents=True, exist_ok=True)
-        plan = self.db.plan(self.spec, self.spec.node(node), str(data))
+        command = self.db.local_command(self.spec, self.spec.node(node), str(data))
         with open(self.root / f"{node}.log", "ab") as out:
             self.processes[node] = subprocess.Popen(
-                [sys.executable, "-m", "kvctl.db.launch", plan.to_arg()],
+                command,
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )

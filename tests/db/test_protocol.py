@@ -114,6 +114,16 @@ def test_kvctl_runs_its_node_command_unchanged():
     assert command == ["kvctl-node", *cluster.node_argv(node, "/data/db")]
 
 
+def test_kvctl_runs_as_one_local_process_and_the_others_through_the_launcher():
+    cluster = spec()
+    node = cluster.nodes[0]
+    kvctl = get_db("kvctl").local_command(cluster, node, "/d")
+    assert kvctl == [sys.executable, "-m", "kvctl", *cluster.node_argv(node, "/d")]
+    nats = get_db("nats").local_command(cluster, node, "/d")
+    assert nats[:3] == [sys.executable, "-m", "kvctl.db.launch"]
+    assert NodePlan.from_arg(nats[3]) == get_db("nats").plan(cluster, node, "/d")
+
+
 def test_other_stores_run_their_plan_through_the_launcher():
     cluster = spec()
     command = get_db("etcd").command(cluster, cluster.nodes[0], "/data")
