@@ -16,8 +16,7 @@ from pathlib import Path
 import click
 
 from kvctl.lazyfs import damage
-from kvctl.lazyfs.control import LazyFSError, ask, serve, wait
-from kvctl.lazyfs.fs import TRASH
+from kvctl.lazyfs.control import TRASH, LazyFSError, ask, wait
 
 MOUNT_TIMEOUT = 30.0
 
@@ -32,6 +31,14 @@ def cli() -> None:
 @click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
 def mount(backing: Path, mountpoint: Path) -> None:
     """Serve BACKING at MOUNTPOINT until unmounted (or SIGTERM)."""
+    try:
+        from kvctl.lazyfs.server import serve
+    except ImportError as exc:
+        raise click.ClickException(
+            f"cannot mount the lazy filesystem: {exc} (it needs pyfuse3 and trio: Debian's "
+            "python3-pyfuse3 and fuse3; a node image whose base predates them gets them "
+            "from `kvctl image build --rebuild`)"
+        ) from exc
     backing.mkdir(parents=True, exist_ok=True)
     mountpoint.mkdir(parents=True, exist_ok=True)
     serve(backing, mountpoint)

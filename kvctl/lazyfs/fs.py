@@ -28,9 +28,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 
+from kvctl.lazyfs.control import TRASH
 from kvctl.lazyfs.model import Action, Crash, Delete, Move, PageCache, Patch, Remove, Resize
-
-TRASH = ".lazyfs-trash"  # at the backing root, hidden from the mount
 
 P = ParamSpec("P")
 R = TypeVar("R")
