@@ -130,6 +130,7 @@ class SequencePaxos:
         self.is_leader = False
         self.phase = Phase.RECOVER if state.promise > ZERO else Phase.NONE
         self.leader_hint: str | None = None
+        self.outbid: Ballot = ZERO  # the highest ballot a NotAccepted told us of
         self._stream: tuple[Ballot, int, int] = (ZERO, 0, 0)  # follower: (ballot, session, seq)
         self._promises: dict[str, Promise] = {}
         self._adopted: tuple[Ballot, int] = (ZERO, 0)  # (n_accepted, length) of adopted log
@@ -274,9 +275,7 @@ class SequencePaxos:
         elif isinstance(msg, AcceptSync):
             self._on_accept_sync(src, msg)
         elif isinstance(msg, NotAccepted):
-            if self.is_leader and msg.ballot > self.promise:
-                self._step_down()
-                self.leader_hint = msg.ballot.pid
+            self._on_not_accepted(msg)
         elif isinstance(msg, ReadConfirm):
             if msg.ballot == self.promise:
                 self._outbox.append((src, ReadConfirmed(msg.ballot, msg.round)))
@@ -498,6 +497,16 @@ class SequencePaxos:
         for follower, progress in self._followers.items():
             if progress.acked_idx < self.log_len or progress.sent_decided < self.decided_idx:
                 self._send_accept_decide(follower, progress)  # a gap makes it ask for a resync
+
+    def _on_not_accepted(self, msg: NotAccepted) -> None:
+        """Someone promised a higher ballot. It may be our own from before a power cut that
+        took our promise with it: then nobody leads it, and BLE must outbid it."""
+        if msg.ballot <= self.promise:
+            return
+        self.outbid = max(self.outbid, msg.ballot)
+        if self.is_leader:
+            self._step_down()
+            self.leader_hint = msg.ballot.pid if msg.ballot.pid != self.pid else None
 
     def _step_down(self) -> None:
         self.is_leader = False

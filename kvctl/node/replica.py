@@ -99,6 +99,10 @@ class Replica:
                     self.ble.raise_ballot_above(self.paxos.promise.n)
             else:
                 self.paxos.follow(leader.pid)
+        elected = self.ble.leader
+        if elected is not None and elected.pid == self.pid and self.paxos.outbid > elected:
+            # BLE elects us, but our Prepare was refused for a higher ballot: outbid it.
+            self.ble.raise_ballot_above(self.paxos.outbid.n)
         self.paxos.tick()
 
     def propose(self, entry: Entry) -> bool:

@@ -5,7 +5,7 @@ and a leader counts itself only once its own state is on disk."""
 from __future__ import annotations
 
 from kvctl.node.ballot import Ballot
-from kvctl.node.messages import AcceptDecide, Accepted, AcceptSync, Prepare, Promise
+from kvctl.node.messages import AcceptDecide, Accepted, AcceptSync, NotAccepted, Prepare, Promise
 from kvctl.node.paxos import Phase
 
 from .harness import PaxosNet
@@ -84,3 +84,16 @@ def test_a_leader_counts_its_own_promise_only_once_it_is_on_disk():
     a.persisted(ready.token)
     a.take_ready()
     assert a.phase is Phase.ACCEPT and a.promise == ballot
+
+
+def test_a_refusal_naming_our_own_forgotten_ballot_leaves_no_leader_hint():
+    """A power cut took our promise of ballot 2 (we had sent its Prepare): another node
+    refuses our lower ballot naming ballot 2, ours. Nobody leads it, so we must not point
+    clients at ourselves, and BLE is told to outbid it (sim seed 78)."""
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    a = net.nodes["a"]
+    a.handle("b", NotAccepted(Ballot(2, 0, "a")))
+    assert not a.is_leader and a.leader_hint is None
+    assert a.outbid == Ballot(2, 0, "a")
