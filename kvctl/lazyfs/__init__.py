@@ -6,9 +6,11 @@ LazyFS inside a node's container, over the node's data directory:
 
 - `model`: the page cache, sans IO (what is durable, what a power cut undoes);
 - `fs`: the pyfuse3 passthrough that drives the model;
-- `control`: the filesystem process and its control socket;
+- `server`: the filesystem process, FUSE and its control socket on one trio loop;
+- `control`: talking to that process (status, crash, freeze) from another;
 - `damage`: bit flips and cut tails for the corruption fault;
 - `python3 -m kvctl.lazyfs mount|run|status|crash|corrupt`: what the harness runs.
 
-Only `model` and `damage` import without pyfuse3 (Debian's python3-pyfuse3, with fuse3).
+Only `fs` and `server` need pyfuse3 (Debian's python3-pyfuse3, with fuse3). Files and
+directories are supported; hard links, symbolic links and special files are not.
 """
