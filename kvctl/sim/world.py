@@ -129,6 +129,8 @@ class SimNode:
         return self._syncing or bool(self._next_group)
 
     def start(self) -> None:
+        """Recover from the disk as the real node does; a torn tail is cut. What the page
+        cache held after a process crash is taken as written through by then."""
         data = bytes(self.durable + self.cache)
         states, intact = decode_log(data, f"{self.name}/wal.log")
         self.durable, self.cache = bytearray(data[:intact]), bytearray()
