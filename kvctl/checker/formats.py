@@ -111,34 +111,29 @@ def _log_fields(
     texts: list[str] | None = None,
 ) -> list[Any]:
     """Process, type, f and value of one operation line, as the line pattern reads them:
-    its tab-split `texts` when they are what the pattern would find, else the pattern's."""
-    if not _as_the_pattern_reads(texts):
+    its tab-split `texts` when they are what the pattern would find (three tokens without
+    blanks, the second and third keywords), else the pattern's groups."""
+    if (
+        texts is None
+        or len(texts) < 3
+        or texts[0].split() != [texts[0]]
+        or texts[1].split() != [texts[1]]
+        or texts[2].split() != [texts[2]]
+        or texts[1][0] != ":"
+        or texts[2][0] != ":"
+    ):
         m = _LOG_LINE.search(raw)
         if m is None:
             raise HistoryError(f"{source}:{line}: not a Jepsen operation line: {raw.strip()!r}")
         texts = list(m.groups())
-    assert texts is not None
-    if len(texts) == 3:
-        texts.append("")
-    texts[3] = texts[3].lstrip(" \t")
+    value = texts[3].lstrip(" \t") if len(texts) == 4 else ""
     fields = []
-    for k, (cache, text) in enumerate(zip(caches, texts, strict=True)):
+    for k, text in enumerate((texts[0], texts[1], texts[2], value)):
+        cache = caches[k]
         if text not in cache:
             cache[text] = _log_field(k, text, (source, line), raw)
         fields.append(cache[text])
     return fields
-
-
-def _as_the_pattern_reads(texts: list[str] | None) -> bool:
-    """Whether tab-split fields (after "jepsen.util - ") are the pattern's groups: three
-    tokens without blanks, the second and third keywords."""
-    return (
-        texts is not None
-        and len(texts) >= 3
-        and all(t.split() == [t] for t in texts[:3])
-        and texts[1][0] == ":"
-        and texts[2][0] == ":"
-    )
 
 
 def _log_field(k: int, text: str, where: tuple[str, int], raw: str) -> Any:
