@@ -19,7 +19,7 @@ import asyncio
 import itertools
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kvctl.node import errors
 from kvctl.node.errors import ErrorCode
@@ -54,9 +54,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(frame(("client",)))
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport.write(frame(("client",)))
 
     def data_received(self, data: bytes) -> None:
         try:
