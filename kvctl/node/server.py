@@ -4,8 +4,15 @@ One TCP port serves peers and clients; a connection's first frame says which it 
 (`("peer", name)` or `("client",)`), and the two are handled by separate code paths. Each node
 sends to a peer over its own outbound connection (reconnecting with backoff) and receives on
 the peer's. After any input the server schedules one flush for the current loop iteration:
-take the core's ready batch, fsync its records, then send its messages and responses. That is
-the group commit: everything that arrived together shares one fsync and one frame per peer.
+take the core's ready batch, send the messages that vouch for nothing (a leader's Accept leaves
+before its own fsync), and write the batch as one WAL record.
+
+The fsync runs in a thread while the loop goes on, as a group commit: one fsync in flight at a
+time, covering every batch written before it started; batches written meanwhile wait for the
+next one. When it returns, what vouches for its batches leaves (AFTER_FSYNC messages, client
+responses, one frame per peer or client) and the core hears `persisted`: only then does a
+leader count its own promise or acceptance. The simulator (kvctl/sim/world.py) drives the core
+the same way. Any failed write or fsync stops the node.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ import logging
 import os
 import signal
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
 
-from kvctl.node.core import NodeCore
-from kvctl.node.durable import Instance, PersistOp, needs_fsync
+from kvctl.node.core import NodeCore, NodeReady
+from kvctl.node.durable import Instance, needs_fsync
 from kvctl.node.messages import AFTER_FSYNC
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
@@ -33,13 +41,15 @@ from kvctl.node.wire import (
     FrameDecoder,
     FrameError,
     decode_peer_message,
-    encode_peer_message,
     frame,
+    frame_of_packed,
+    pack_peer_message,
 )
 
 log = logging.getLogger("kvctl.node")
 STORAGE_FAILED = 70  # exit status (EX_SOFTWARE's neighbour): a write or fsync failed
 CORRUPT_DATA = 74  # exit status (EX_IOERR): the data directory holds a corrupt log
+Outgoing = tuple[str, Any, Any]  # (destination, instance or NODE_LEVEL, message)
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,14 @@ class NodeConfig:
     replication: int
     read_mode: str = "linearizable"
     tick_ms: int = 10
+
+
+def _storage_failed(exc: BaseException) -> NoReturn:
+    """Any storage error stops the node: the core already counts the batch as taken, and
+    after a failed write or fsync the file's tail and the page cache cannot be trusted, so
+    vouching for anything more would be a lie."""
+    log.critical("storage failed: %s; stopping", exc)
+    os._exit(STORAGE_FAILED)
 
 
 class NodeServer:
@@ -78,6 +96,9 @@ class NodeServer:
         self._next_conn = 0
         self._flush_scheduled = False
         self._stopped = asyncio.Event()
+        self._waiting: list[tuple[NodeReady, list[Outgoing]]] = []  # written, not yet synced
+        self._syncing = False  # an fsync runs in _fsync_thread
+        self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsync")
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -112,6 +133,7 @@ class NodeServer:
             server.close()
             for link in self.links.values():
                 link.stop()
+            self._fsync_thread.shutdown(wait=True)
             self.storage.close()
             log.info("node %s stopped", self.config.name)
 
@@ -131,47 +153,79 @@ class NodeServer:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Take the core's ready batch: send what may leave before the fsync, write and fsync
-        the records, then send what vouches for them.
-
-        The fsync blocks the loop on purpose: what arrives meanwhile waits in the kernel and
-        is handled as one batch afterwards, which is the group commit. Measured side by side
-        (kvctl bench, 3 nodes), an fsync thread that let the loop go on was about half as
-        fast at 64 and 256 clients: more, smaller batches.
-        """
+        """Take the core's ready batch: send what may leave before the fsync, write the
+        records, and queue the batch for the next group commit. What vouches for it (the
+        AFTER_FSYNC messages, the client responses, `persisted`) waits for that fsync."""
         self._flush_scheduled = False
         ready = self.core.take_ready()
         for name, address in ready.new_peers.items():
             self._add_link(name, address)
-        self._send([m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)])
+        later: list[Outgoing] = []
+        early: list[Outgoing] = []
+        for m in ready.messages:
+            (later if isinstance(m[2], AFTER_FSYNC) else early).append(m)
+        if early:
+            self._send(early)
         if ready.persist:
-            self._persist(ready.persist)
-        if ready.written:
-            self.core.persisted(ready.written)
-            self.schedule_flush()  # a leader may now count itself toward a majority
-        self._send([m for m in ready.messages if isinstance(m[2], AFTER_FSYNC)])
+            try:
+                self.storage.write(ready.persist)
+                if self.storage.wants_rewrite and not self._syncing:
+                    # the core's state is exactly what has been written; the rewrite fsyncs
+                    # it whole, and the fsync then due runs on the new file
+                    self.storage.rewrite(self.core.durable_state())
+            except OSError as exc:
+                _storage_failed(exc)
+        if not (ready.persist or later or ready.responses or ready.written):
+            return
+        self._waiting.append((ready, later))
+        if not self._syncing:
+            self._start_fsync()
+
+    def _start_fsync(self) -> None:
+        """Group commit: one fsync in flight at a time, covering every batch written before
+        it starts; batches written meanwhile wait for the next one. The loop goes on
+        handling input while the disk works."""
+        group, self._waiting = self._waiting, []
+        if not any(needs_fsync(op) for ready, _ in group for _, op in ready.persist):
+            self._complete(group)  # a decided index alone: done once those before it are
+            return
+        self._syncing = True
+        done = asyncio.get_running_loop().run_in_executor(
+            self._fsync_thread, self.storage.sync
+        )
+        done.add_done_callback(functools.partial(self._synced, group))
+
+    def _synced(self, group: list[tuple[NodeReady, list[Outgoing]]], done: Any) -> None:
+        if done.cancelled():
+            return  # the node is stopping
+        exc = done.exception()
+        if exc is not None:
+            _storage_failed(exc)
+        self._syncing = False
+        self._complete(group)
+        if self._waiting:
+            self._start_fsync()
+
+    def _complete(self, group: list[tuple[NodeReady, list[Outgoing]]]) -> None:
+        """The fsync covering `group` returned: send what vouches for it, answer its
+        clients, and tell the core (a leader may now count itself)."""
+        later: list[Outgoing] = []
+        written: dict[Instance, int] = {}
         replies: dict[int, list[Any]] = defaultdict(list)
-        for conn, response in ready.responses:
-            replies[conn].append(response)
+        for ready, messages in group:
+            later += messages
+            written.update(ready.written)
+            for conn, response in ready.responses:
+                replies[conn].append(response)
+        if later:
+            self._send(later)
         for conn, batch in replies.items():
             transport = self.clients.get(conn)
             if transport is not None and not transport.is_closing():
                 transport.write(frame(batch))
-
-    def _persist(self, records: list[tuple[Instance, PersistOp]]) -> None:
-        """Write the batch, fsync it if it promises anything, and rewrite the log when it has
-        grown. Any storage error stops the node: the core already counts the batch as taken,
-        and after a failed write or fsync the file's tail and the page cache cannot be
-        trusted, so vouching for anything more would be a lie."""
-        try:
-            self.storage.write(records)
-            if any(needs_fsync(op) for _, op in records):
-                self.storage.sync()
-            if self.storage.wants_rewrite:
-                self.storage.rewrite(self.core.durable_state())
-        except OSError as exc:
-            log.critical("storage failed: %s; stopping", exc)
-            os._exit(STORAGE_FAILED)
+        if written:
+            self.core.persisted(written)
+            self.schedule_flush()
 
     def _add_link(self, name: str, address: str) -> None:
         """Our outbound connection to a peer, new or moved to another address."""
@@ -188,14 +242,20 @@ class NodeServer:
             link.start()
         log.info("peer %s at %s", name, address)
 
-    def _send(self, messages: list[tuple[str, int, Any]]) -> None:
-        outgoing: dict[str, list[Any]] = defaultdict(list)
+    def _send(self, messages: list[Outgoing]) -> None:
+        """One frame per peer; a message sent to several peers is encoded once."""
+        packed: dict[tuple[int, Any], bytes] = {}
+        outgoing: dict[str, list[bytes]] = defaultdict(list)
         for dst, group, msg in messages:
-            outgoing[dst].append(encode_peer_message(group, msg))
+            key = (id(msg), group)
+            data = packed.get(key)
+            if data is None:
+                data = packed[key] = pack_peer_message(group, msg)
+            outgoing[dst].append(data)
         for dst, batch in outgoing.items():
             link = self.links.get(dst)
             if link is not None:
-                link.send(frame(batch))
+                link.send(frame_of_packed(batch))
 
     def new_client(self, transport: asyncio.Transport) -> int:
         self._next_conn += 1
@@ -214,8 +274,7 @@ class Inbound(asyncio.Protocol):
         self.conn: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
@@ -346,4 +405,17 @@ def serve(config: NodeConfig) -> None:
     except CorruptLog as exc:
         log.critical("refusing to start: %s", exc)
         raise SystemExit(CORRUPT_DATA) from None
-    asyncio.run(server.run())
+    with event_loop() as runner:
+        runner.run(server.run())
+
+
+def event_loop() -> asyncio.Runner:
+    """uvloop's event loop when it is installed (the optional `fast` extra), else asyncio's.
+    Measured in one process over loopback (min of 5 trials), uvloop costs 24 us of CPU per
+    request and response where asyncio costs 32 us with one request outstanding, and 1.4
+    against 2.0 us with 256 outstanding in batched frames."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)

@@ -3,6 +3,7 @@ rewrites (store-review B2, B3, B6, B7, B11)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 
@@ -153,4 +154,36 @@ def test_a_failed_write_stops_the_node(tmp_path, monkeypatch):
             node.core.tick()
             node.flush()
     assert exits == [server_module.STORAGE_FAILED]
+    node.storage.close()
+
+
+def test_a_failed_fsync_in_the_fsync_thread_stops_the_node(tmp_path, monkeypatch):
+    """The fsync runs beside the event loop; its failure must stop the node all the same,
+    and nothing that waited for it (a client response, persisted()) may go out."""
+    config = NodeConfig("n1", "127.0.0.1", 0, {"n1": ("127.0.0.1", 1)}, {}, tmp_path, 1, 1)
+    node = NodeServer(config)
+    exits: list[int] = []
+    persisted: list[object] = []
+
+    def io_error() -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    def record_exit(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(node.storage, "sync", io_error)
+    monkeypatch.setattr(node.core, "persisted", persisted.append)
+    monkeypatch.setattr(server_module.os, "_exit", record_exit)
+
+    async def tick_until_stopped() -> None:
+        for _ in range(200):  # a one-node group elects itself and persists its promise
+            node.core.tick()
+            node.flush()
+            await asyncio.sleep(0.001)
+
+    with pytest.raises(SystemExit):
+        asyncio.run(tick_until_stopped())
+    assert exits == [server_module.STORAGE_FAILED]
+    assert persisted == []
     node.storage.close()
