@@ -263,12 +263,16 @@ def _row(w: Window, epochs: Sequence[Epoch], ops: Sequence[Call], ok_times: Sequ
         groups_without_majority=[g for g in range(topology.groups) if g not in kept],
     )
     ran = any(c.invoked < w.end and (c.done is None or c.done > w.start) for c in ops)
-    if ran and all(e.modelled for e in during):
+    if ran and w.in_force < w.end and all(e.modelled for e in during):
         settled = [e for e in during if e.settled]
         row.longest_stall, row.stalled_group = _longest_stall(w, settled, ops, ok_by_group)
         row.liveness_defect = row.longest_stall > LIVENESS_BOUND
-    row.judgement = judgement(row, topology) if ran else (
-        "no client operation ran in this window (after the workload, before the final heal)")
+    row.judgement = judgement(row, topology)
+    if not ran:
+        row.judgement = "no client operation ran in this window (after the workload ended)"
+    elif w.in_force >= w.end:
+        row.judgement = (f"never in force on every node before its heal began (its start took "
+                         f"{w.in_force - w.start:.1f} s): not judged")
     return row
 
 

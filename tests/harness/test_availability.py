@@ -327,3 +327,16 @@ def test_a_window_without_operations_is_not_judged() -> None:
     [row] = run.rows()
     assert row.liveness_defect is None and row.ok_per_second == 0.0
     assert row.judgement.startswith("no client operation ran in this window")
+
+
+def test_a_fault_healed_before_it_was_in_force_everywhere_is_not_judged() -> None:
+    run = Run()
+    steady(run, 0, "n1", 0, 0.0, 30.0)
+    drops = grudge.describe(grudge.complete([["n1", "n2", "n3"]], list(NODES)))
+    run.fault(18.0, "start-partition", drops=drops, summary="halves", seconds=8.0)
+    run.fault(19.0, "stop-partition", summary="network healed", seconds=1.0)
+    [row] = run.rows()
+    assert (row.start, row.in_force, row.end) == (10.0, 18.0, 18.0)
+    assert row.liveness_defect is None
+    assert row.judgement == ("never in force on every node before its heal began (its start "
+                             "took 8.0 s): not judged")
