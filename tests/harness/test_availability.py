@@ -340,3 +340,15 @@ def test_a_fault_healed_before_it_was_in_force_everywhere_is_not_judged() -> Non
     assert row.liveness_defect is None
     assert row.judgement == ("never in force on every node before its heal began (its start "
                              "took 8.0 s): not judged")
+
+
+def test_kvctl_tests_summary_states_a_liveness_defect_in_words(tmp_path: Path) -> None:
+    from kvctl.cli.test import _print_availability
+
+    said: list[str] = []
+    _print_availability(said.append, stored_stall(tmp_path).read_json("results.json")
+                        ["availability"])
+    assert said[0] == "availability under faults:"
+    assert said[-1] == ("LIVENESS DEFECT: partition 10.0-20.0 s (<b>halves</b>): group 0 "
+                        "(n1,n2,n3) could serve but operations on it waited 8.5 s with none "
+                        "completing (unavailable although a majority existed)")
