@@ -23,6 +23,8 @@ import random
 import socket
 import threading
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 
 from pysyncobj import SyncObj, SyncObjConf, replicated
 
@@ -73,7 +75,7 @@ def _quiet() -> None:
     root.setLevel(logging.WARNING)
 
 
-def _follower(me: str, partners: list[str], stop: multiprocessing.Event) -> None:
+def _follower(me: str, partners: list[str], stop: EventType) -> None:
     _quiet()
     KV(me, partners)
     stop.wait()
@@ -121,11 +123,8 @@ def _measure(kv: KV, clients: int, duration: float) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", default="1,16,64,256")
-    parser.add_argument("--duration", type=float, default=5.0)
-    args = parser.parse_args()
+def start() -> KV:
+    """A 3-node cluster on loopback (two follower processes); the leader, in this process."""
     _quiet()
     addrs = [f"127.0.0.1:{p}" for p in _free_ports(3)]
     stop = multiprocessing.Event()
@@ -146,10 +145,26 @@ def main() -> None:
             continue
         if kv._isLeader():
             break
+    return kv
+
+
+def serve(conn: Connection) -> None:
+    """For bench/compare.py: measure each (clients, duration) received, until None."""
+    kv = start()
+    conn.send(kv._isLeader())
+    while (job := conn.recv()) is not None:
+        conn.send(_measure(kv, *job))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", default="1,16,64,256")
+    parser.add_argument("--duration", type=float, default=5.0)
+    args = parser.parse_args()
+    kv = start()
     print(f"pysyncobj, 3 nodes, load inside the leader: {kv._isLeader()}, no fsync")
     for count in [int(c) for c in args.clients.split(",")]:
         print(json.dumps(_measure(kv, count, args.duration)))
-    stop.set()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from kvctl.client import Client, ClientError
 from kvctl.control.backend import ClusterSpec
 from kvctl.db import DB
+from kvctl.node.server import event_loop
 from kvctl.workload import KV
 
 WARMUP_S = 1.0
@@ -116,4 +117,6 @@ async def _closed_loop(client_of: Callable[[int], KV], clients: int,
 
 
 def run_bench(addresses: dict[str, str], clients: int, duration: float) -> BenchResult:
-    return asyncio.run(measure(addresses, clients, duration))
+    """On the nodes' event loop (uvloop when installed): the client costs less per op."""
+    with event_loop() as runner:
+        return runner.run(measure(addresses, clients, duration))
