@@ -31,8 +31,16 @@ class Words:
 
     def at(self, rank: int) -> str:
         """When the event of a rank happened: seconds since the first event, else its line."""
-        ns = self.history.time_at(rank)
-        return f"line {self.history.ranked[rank].line}" if ns is None else seconds(ns)
+        event = self.history.ranked[rank]
+        return f"line {event.line}" if event.time is None else self.clock(event.time)
+
+    def clock(self, time: float) -> str:
+        """A time as seconds since the first event when times are whole nanoseconds; other
+        times (float seconds, say) as written, since their unit is not known."""
+        first = self.history.ranked[0].time
+        if isinstance(time, int) and isinstance(first, int):
+            return seconds(time - first)
+        return f"time {time!r}"
 
     def called(self, op: Op) -> str:
         return self.at(op.call)
@@ -70,7 +78,7 @@ class Words:
         if not before:
             return None
         e = before[-1]
-        when = seconds(e.time - self.history.ranked[0].time) if clock else f"line {e.line}"
+        when = self.clock(e.time) if clock else f"line {e.line}"
         return f"nemesis {e.type} {e.f} {show(e.value)} at {when}"
 
     def states(self, states: Sequence[Hashable]) -> str:

@@ -49,6 +49,8 @@ def test_issue_example_float_seconds_are_not_truncated(tmp_path: Path) -> None:
     # The read began after the write completed and saw null: not linearizable.
     code, out, _ = _check(tmp_path, _write_then_read(None, [1.2, 1.4, 1.7, 1.9]))
     assert code == INVALID, out
+    # Times that are not whole nanoseconds are shown as written.
+    assert "the first completed at time 1.4, before the second was invoked at time 1.7" in out
 
 
 def test_fractional_times_order_within_one_unit(tmp_path: Path) -> None:
