@@ -301,7 +301,7 @@ def _event(d: Any, line: int, source: str) -> Event:
         raise HistoryError(f"{where}: process must be a number or a string, not {shown}")
     try:
         key, value = freeze(d.get("key")), freeze(d.get("value"))
-        freeze(process)
+        freeze(process)  # a process may not be NaN either
     except ValueError as err:
         raise HistoryError(f"{where}: {err}") from None
     return Event(
@@ -317,6 +317,7 @@ def _event(d: Any, line: int, source: str) -> Event:
 
 
 def _jsonable(value: Any) -> bool:
+    """Whether `value` can be shown as JSON (from_events takes any Python value)."""
     try:
         json.dumps(value)
     except (TypeError, ValueError):
