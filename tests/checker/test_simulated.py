@@ -30,6 +30,8 @@ def simulated(seed: int) -> tuple[list[dict[str, Any]], list[TrueOp]]:
     ops: list[TrueOp] = []
     open_: dict[Any, TrueOp] = {}
     for place, event in enumerate(history):
+        if event["process"] == "nemesis":
+            continue  # faults, if the simulator ever records them here
         if event["type"] == "invoke":
             op = TrueOp(
                 event["process"],
