@@ -441,14 +441,15 @@ def _pair(events: list[Event], ranks: Sequence[int], source: str) -> list[Op]:
     must be real-time order on each process (module rule 6). `ranks[n]` is the rank of
     `events[n]` in real-time order."""
     open_: dict[Hashable, tuple[int, int]] = {}  # process -> (its invocation, its op's id)
-    last: dict[Hashable, int] = {}
+    last: dict[Hashable, int] | None = None if isinstance(ranks, range) else {}  # line order
     ops: list[Op] = []
     for n, e in enumerate(events):
         process = e.process
-        before = last.get(process)
-        if before is not None and ranks[before] > ranks[n]:
-            _refuse(source, e.line, _out_of_order(events[before], e))
-        last[process] = n
+        if last is not None:
+            before = last.get(process)
+            if before is not None and ranks[before] > ranks[n]:
+                _refuse(source, e.line, _out_of_order(events[before], e))
+            last[process] = n
         if e.type == "invoke":
             if process in open_:
                 busy = events[open_[process][0]]
