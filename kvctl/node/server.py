@@ -4,15 +4,15 @@ One TCP port serves peers and clients; a connection's first frame says which it 
 (`("peer", name)` or `("client",)`), and the two are handled by separate code paths. Each node
 sends to a peer over its own outbound connection (reconnecting with backoff) and receives on
 the peer's. After any input the server schedules one flush for the current loop iteration:
-take the core's ready batch, send the messages that vouch for nothing (a leader's Accept leaves
-before its own fsync), and write the batch as one WAL record.
+take the core's ready batch and send the messages that vouch for nothing (a leader's Accept
+leaves before its own fsync). Each batch becomes one WAL record.
 
 The fsync runs in a thread while the loop goes on, as a group commit: one fsync in flight at a
-time, covering every batch written before it started; batches written meanwhile wait for the
-next one. When it returns, what vouches for its batches leaves (AFTER_FSYNC messages, client
-responses, one frame per peer or client) and the core hears `persisted`: only then does a
-leader count its own promise or acceptance. The simulator (kvctl/sim/world.py) drives the core
-the same way. Any failed write or fsync stops the node.
+time, covering every batch taken before it started (written then, in one write); batches
+taken meanwhile wait for the next one. When it returns, what vouches for its batches leaves
+(AFTER_FSYNC messages and client responses, one frame per peer or client) and the core hears
+`persisted`: only then does a leader count its own promise or acceptance. The simulator
+(kvctl/sim/world.py) drives the core the same way. Any failed write or fsync stops the node.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from kvctl.node.core import NodeCore, NodeReady
-from kvctl.node.durable import Instance, needs_fsync
+from kvctl.node.durable import Instance, PersistOp, needs_fsync
 from kvctl.node.messages import AFTER_FSYNC
 from kvctl.node.placement import Placement
 from kvctl.node.replica import Timing
@@ -96,7 +96,8 @@ class NodeServer:
         self._next_conn = 0
         self._flush_scheduled = False
         self._stopped = asyncio.Event()
-        self._waiting: list[tuple[NodeReady, list[Outgoing]]] = []  # written, not yet synced
+        self._waiting: list[tuple[NodeReady, list[Outgoing]]] = []  # for the next fsync
+        self._unwritten: list[list[tuple[Instance, PersistOp]]] = []  # written when it starts
         self._syncing = False  # an fsync runs in _fsync_thread
         self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsync")
 
@@ -153,9 +154,9 @@ class NodeServer:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Take the core's ready batch: send what may leave before the fsync, write the
-        records, and queue the batch for the next group commit. What vouches for it (the
-        AFTER_FSYNC messages, the client responses, `persisted`) waits for that fsync."""
+        """Take the core's ready batch: send what may leave before the fsync, and queue the
+        batch for the next group commit. What vouches for it (the AFTER_FSYNC messages, the
+        client responses, `persisted`) waits for that fsync."""
         self._flush_scheduled = False
         ready = self.core.take_ready()
         for name, address in ready.new_peers.items():
@@ -167,14 +168,16 @@ class NodeServer:
         if early:
             self._send(early)
         if ready.persist:
-            try:
-                self.storage.write(ready.persist)
-                if self.storage.wants_rewrite and not self._syncing:
-                    # the core's state is exactly what has been written; the rewrite fsyncs
-                    # it whole, and the fsync then due runs on the new file
+            self._unwritten.append(ready.persist)
+            if self.storage.wants_rewrite and not self._syncing:
+                # the core's state is exactly what it has handed out, unwritten batches
+                # included; the rewrite fsyncs it whole, and the fsync then due runs on the
+                # new file
+                self._unwritten = []
+                try:
                     self.storage.rewrite(self.core.durable_state())
-            except OSError as exc:
-                _storage_failed(exc)
+                except OSError as exc:
+                    _storage_failed(exc)
         if not (ready.persist or later or ready.responses or ready.written):
             return
         self._waiting.append((ready, later))
@@ -182,10 +185,17 @@ class NodeServer:
             self._start_fsync()
 
     def _start_fsync(self) -> None:
-        """Group commit: one fsync in flight at a time, covering every batch written before
-        it starts; batches written meanwhile wait for the next one. The loop goes on
-        handling input while the disk works."""
+        """Group commit: one fsync in flight at a time, covering every batch taken before it
+        starts; batches taken meanwhile wait for the next one. They are written as it starts,
+        in one write(2) (nothing vouches for them before), and the loop goes on handling
+        input while the disk works."""
         group, self._waiting = self._waiting, []
+        if self._unwritten:
+            try:
+                self.storage.write(*self._unwritten)
+            except OSError as exc:
+                _storage_failed(exc)
+            self._unwritten = []
         if not any(needs_fsync(op) for ready, _ in group for _, op in ready.persist):
             self._complete(group)  # a decided index alone: done once those before it are
             return

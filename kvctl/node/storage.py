@@ -121,9 +121,10 @@ class Storage:
     def size(self) -> int:
         return self._size
 
-    def write(self, records: list[Record]) -> None:
-        """Hand one batch to the OS; it is durable once a later `sync` returns."""
-        data = memoryview(encode_batch(records))
+    def write(self, *batches: list[Record]) -> None:
+        """Hand batches to the OS, each as one record, all in one write(2); they are durable
+        once a later `sync` returns."""
+        data = memoryview(b"".join(map(encode_batch, batches)))
         while data:
             written = self._file.write(data)
             if not written:
