@@ -82,10 +82,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def request(self, request: tuple[Any, ...]) -> asyncio.Future[tuple[Any, ...]]:
-        future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Any, ...]] = loop.create_future()
         self.pending[request[0]] = future
         if not self.outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         self.outbox.append(request)
         return future
 
@@ -203,7 +204,7 @@ class Client:
                 continue
             request = (next(self._req_ids), op, key, a, b, cid, seq)
             try:
-                response = await asyncio.wait_for(
+                response = await _within(
                     conn.request(request), min(self.attempt_timeout, remaining)
                 )
             except (TimeoutError, ConnectionError) as exc:
@@ -267,6 +268,21 @@ class Client:
         )
         self._conns[name] = conn
         return conn
+
+
+async def _within(future: asyncio.Future[T], timeout: float) -> T:
+    """asyncio.wait_for for a bare future, the per-operation hot path: one timer, and no
+    waiter future or callbacks around it. TimeoutError when it expires."""
+    timer = future.get_loop().call_later(timeout, _expire, future)
+    try:
+        return await future
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _error_of(value: Any) -> tuple[ErrorCode, str]:
