@@ -137,6 +137,17 @@ def test_an_overwrite_through_a_write_only_descriptor_is_undone(root: Path) -> N
     assert (fs.backing / "f").read_bytes() == b"0123456789"
 
 
+def test_an_unsynced_truncate_is_undone(root: Path) -> None:
+    with Mount(root) as fs:
+        write(fs.point / "f", b"0123456789", sync=True)
+        fsync_dir(fs.point)
+        os.truncate(fs.point / "f", 3)
+        with open(fs.point / "f", "r+b") as grown:
+            grown.truncate(20)
+        cli("crash", str(fs.point))
+    assert (fs.backing / "f").read_bytes() == b"0123456789"
+
+
 def test_a_synced_directory_keeps_its_entries(root: Path) -> None:
     with Mount(root) as fs:
         (fs.point / "db").mkdir()
