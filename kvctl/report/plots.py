@@ -20,7 +20,8 @@ LEFT, RIGHT, TOP, BOTTOM = 64, 16, 12, 36
 MAX_POINTS = 8000
 COLORS = {"ok": "#2f7fd8", "fail": "#e0218a", "info": "#f39c12"}
 DRAW_ORDER = {"ok": 0, "fail": 1, "info": 2}
-FAULT_COLORS = {"partition": "#e9dca0", "kill": "#e9a4a0", "pause": "#a0b1e9", "netem": "#c9e8a0"}
+FAULT_COLORS = {"partition": "#e9dca0", "kill": "#e9a4a0", "pause": "#a0b1e9", "netem": "#c9e8a0",
+                "power": "#d0a0e9", "corrupt": "#e9c0a0"}
 
 
 @dataclass
