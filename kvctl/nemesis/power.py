@@ -73,8 +73,8 @@ class DiskFault(NodeFault, ABC):
                 errors[node] = problem
             self.ctx.held[node] = self.name
         self.victims = list(nodes)
-        value: Value = {"targets": how, "nodes": nodes, "disks": disks, "summary": ""}
-        value["summary"] = self.summarize(nodes, disks)
+        summary = self.summarize(nodes, disks)
+        value: Value = {"targets": how, "nodes": nodes, "disks": disks, "summary": summary}
         if errors:
             value["errors"] = errors
             value["summary"] += f" (failed on {', '.join(sorted(errors))})"
