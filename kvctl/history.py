@@ -61,10 +61,10 @@ import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from operator import attrgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
+_T = TypeVar("_T")
 TYPES = ("invoke", "ok", "fail", "info")
 NEMESIS = "nemesis"
 
@@ -145,8 +145,13 @@ def thaw(value: Any) -> Any:
     return value
 
 
-class Event(NamedTuple):
-    """One line of a history. `line` is where it was read from (1-based), for messages."""
+@dataclass(slots=True)
+class Event:
+    """One line of a history. `line` is where it was read from (1-based), for messages.
+
+    Not a NamedTuple, whose `index` would hide tuple's method of that name; not frozen, since
+    a frozen dataclass takes several times longer to make and a history has one per line.
+    Treated as immutable all the same."""
 
     process: Hashable
     type: str
@@ -268,20 +273,25 @@ def _not_a_number(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def number(v: Any, name: str, where: str, integer: bool = False) -> int | float | None:
-    """A time or index as given (module rule 3): None if absent, else a finite number, kept
-    exactly; with `integer`, a whole one."""
+def number(v: Any, name: str, where: str) -> int | float | None:
+    """A time as given (module rule 3): None if absent, else a finite number, kept exactly."""
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise HistoryError(f"{where}: {name} must be a number, not {v!r}")
     if not math.isfinite(v):
         raise HistoryError(f"{where}: {name} must be a finite number, not {v}")
-    if integer:
-        if v != int(v):
-            raise HistoryError(f"{where}: {name} must be an integer, not {v!r}")
-        return int(v)
     return v
+
+
+def integer(v: Any, name: str, where: str) -> int | None:
+    """An index as given (module rule 3): None if absent, else a whole finite number."""
+    n = number(v, name, where)
+    if n is None:
+        return None
+    if n != int(n):
+        raise HistoryError(f"{where}: {name} must be an integer, not {v!r}")
+    return int(n)
 
 
 def _event(d: Any, line: int, source: str) -> Event:
@@ -311,7 +321,7 @@ def _event(d: Any, line: int, source: str) -> Event:
         key,
         value,
         number(d.get("time"), "time", where),
-        number(d.get("index"), "index", where, integer=True),  # type: ignore[arg-type]
+        integer(d.get("index"), "index", where),
         line,
     )
 
@@ -327,56 +337,68 @@ def _jsonable(value: Any) -> bool:
 
 def _real_time(events: list[Event], source: str) -> Sequence[int]:
     """The events' positions in real-time order (module rules 4 to 7)."""
-    clock = _all_or_none(events, "time", source)
-    if _all_or_none(events, "index", source):
-        return _by_index(events, clock, source)
-    if clock:
-        return _by_time(events, source)
+    times = _all_or_none(events, [e.time for e in events], "time", source)
+    indexes = _all_or_none(events, [e.index for e in events], "index", source)
+    if indexes is not None:
+        return _by_index(events, indexes, times, source)
+    if times is not None:
+        return _by_time(events, times, source)
     return range(len(events))
 
 
-def _all_or_none(events: list[Event], name: str, source: str) -> bool:
-    """Whether every event has the field; refused when only some have it."""
-    get = attrgetter(name)
-    having = [e for e in events if get(e) is not None]
-    if not having or len(having) == len(events):
-        return bool(having)
-    lacking = next(e for e in events if get(e) is None)
-    return _refuse(
+def _all_or_none(
+    events: list[Event], values: list[_T | None], name: str, source: str
+) -> list[_T] | None:
+    """The events' `values` of a field when every event has one; None when none has; refused
+    when only some have it."""
+    having = [v for v in values if v is not None]
+    if len(having) == len(values):
+        return having or None
+    if not having:
+        return None
+    first = next(e for e, v in zip(events, values, strict=True) if v is not None)
+    lacking = next(e for e, v in zip(events, values, strict=True) if v is None)
+    _refuse(
         source,
         lacking.line,
-        f"this event has no {name}, but line {having[0].line} has one: give every event a "
+        f"this event has no {name}, but line {first.line} has one: give every event a "
         f"{name}, or none (then line order is real-time order)",
     )
 
 
-def _refuse(source: str, line: int, problem: str) -> Any:
+def _refuse(source: str, line: int, problem: str) -> NoReturn:
     raise HistoryError(f"{_where(source, line)}: {problem}")
 
 
-def _by_index(events: list[Event], clock: bool, source: str) -> list[int]:
-    """Index order; with a clock, it must agree with time order."""
-    order = sorted(range(len(events)), key=lambda n: events[n].index)  # type: ignore[arg-type,return-value]
-    for a, b in pairwise(events[n] for n in order):
-        if a.index == b.index:
-            _refuse(source, b.line, f"index {b.index} is also the index of line {a.line}")
-        if clock and b.time < a.time:  # type: ignore[operator]
+def _by_index(
+    events: list[Event], indexes: list[int], times: list[int | float] | None, source: str
+) -> list[int]:
+    """Index order; with times, it must agree with time order."""
+    order = sorted(range(len(events)), key=indexes.__getitem__)
+    for a, b in pairwise(order):
+        if indexes[a] == indexes[b]:
             _refuse(
                 source,
-                b.line,
-                f"index {b.index} comes after index {a.index} (line {a.line}), but its time "
-                f"{b.time} is earlier than {a.time}",
+                events[b].line,
+                f"index {indexes[b]} is also the index of line {events[a].line}",
+            )
+        if times is not None and times[b] < times[a]:
+            _refuse(
+                source,
+                events[b].line,
+                f"index {indexes[b]} comes after index {indexes[a]} (line {events[a].line}), "
+                f"but its time {times[b]} is earlier than {times[a]}",
             )
     return order
 
 
-def _by_time(events: list[Event], source: str) -> list[int]:
+def _by_time(events: list[Event], times: list[int | float], source: str) -> list[int]:
     """Time order, ties resolved as module rule 7 says."""
-    order = sorted(range(len(events)), key=lambda n: events[n].time)  # type: ignore[arg-type,return-value]
+    order = sorted(range(len(events)), key=times.__getitem__)
     resolved: list[int] = []
     start = 0
     for end in range(1, len(order) + 1):
-        if end == len(order) or events[order[end]].time != events[order[start]].time:
+        if end == len(order) or times[order[end]] != times[order[start]]:
             tie = order[start:end]
             resolved.extend(tie if len(tie) == 1 else _untie(events, tie, source))
             start = end
@@ -440,9 +462,10 @@ def _pair(events: list[Event], ranks: Sequence[int], source: str) -> list[Op]:
     """Join each invocation with its process's next completion, in recorded order, which
     must be real-time order on each process (module rule 6). `ranks[n]` is the rank of
     `events[n]` in real-time order."""
-    open_: dict[Hashable, tuple[int, int]] = {}  # process -> (its invocation, its op's id)
+    open_: dict[Hashable, int] = {}  # process -> its operation's id
     last: dict[Hashable, int] | None = None if isinstance(ranks, range) else {}  # line order
-    ops: list[Op] = []
+    invoked: list[int] = []  # by operation id: the invocation's position in events
+    completed: list[int] = []  # and the completion's, -1 for none
     for n, e in enumerate(events):
         process = e.process
         if last is not None:
@@ -452,30 +475,34 @@ def _pair(events: list[Event], ranks: Sequence[int], source: str) -> list[Op]:
             last[process] = n
         if e.type == "invoke":
             if process in open_:
-                busy = events[open_[process][0]]
+                busy = events[invoked[open_[process]]]
                 _refuse(
                     source,
                     e.line,
                     f"process {process} invokes again while its {busy.f} from line "
                     f"{busy.line} has not completed",
                 )
-            open_[process] = (n, len(ops))
-            ops.append(None)  # type: ignore[arg-type]  # until it completes, or never does
+            open_[process] = len(invoked)
+            invoked.append(n)
+            completed.append(-1)  # until it completes, or never does
             continue
-        if process not in open_:
+        k = open_.pop(process, None)
+        if k is None:
             _refuse(source, e.line, f"process {process} completes {e.f} it never invoked")
-        inv, k = open_.pop(process)
-        invoke = events[inv]
+        invoke = events[invoked[k]]
         if invoke.f != e.f:
             _refuse(
                 source,
                 e.line,
                 f"process {process} completes {e.f} but invoked {invoke.f} at line {invoke.line}",
             )
-        ops[k] = _op(k, invoke, ranks[inv], e, ranks[n])
-    for inv, k in open_.values():
-        ops[k] = _op(k, events[inv], ranks[inv], None, None)
-    return ops
+        completed[k] = n
+    return [
+        _op(k, events[i], ranks[i], None, None)
+        if c < 0
+        else _op(k, events[i], ranks[i], events[c], ranks[c])
+        for k, (i, c) in enumerate(zip(invoked, completed, strict=True))
+    ]
 
 
 def _op(k: int, invoke: Event, call: int, completion: Event | None, ret: int | None) -> Op:

@@ -133,6 +133,7 @@ def check_key(
             again = search(ops, exact, before, deadline=limit)
             if again.valid is False:
                 model, out = exact, again
+        assert out.blocked is not None  # an invalid search names the operation it blocked at
         result.explanation = failure(Words(history, model), ops, out)
         result.blocked = ops[out.blocked].id
     result.order = [ops[i].id for i in out.order]

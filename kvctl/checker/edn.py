@@ -63,7 +63,7 @@ _EOF = object()
 def read_all(text: str, source: str = "<edn>") -> list[tuple[int, Any]]:
     """Every top-level form in `text`, with the line it starts on."""
     reader = _Reader(text, source)
-    forms = []
+    forms: list[tuple[int, Any]] = []
     while True:
         reader.skip()
         line = reader.line(reader.pos)

@@ -68,17 +68,22 @@ class Words:
 
     def last_fault(self, rank: int) -> str | None:
         """The last nemesis event recorded before the event of a rank, in words."""
-        at = self.history.ranked[rank]
-        clock = self.history.time_at(rank) is not None and all(
-            e.time is not None for e in self.history.faults
-        )
-        before = [
-            e for e in self.history.faults if (e.time <= at.time if clock else e.line < at.line)
-        ]
-        if not before:
-            return None
-        e = before[-1]
-        when = self.clock(e.time) if clock else f"line {e.line}"
+        at, first = self.history.ranked[rank], self.history.ranked[0]
+        faults = self.history.faults
+        times = [e.time for e in faults if e.time is not None]
+        t = at.time
+        if t is not None and first.time is not None and len(times) == len(faults):
+            timed = [(e, time) for e, time in zip(faults, times, strict=True) if time <= t]
+            if not timed:
+                return None
+            e, time = timed[-1]
+            when = self.clock(time)
+        else:
+            before = [e for e in faults if e.line < at.line]
+            if not before:
+                return None
+            e = before[-1]
+            when = f"line {e.line}"
         return f"nemesis {e.type} {e.f} {show(e.value)} at {when}"
 
     def states(self, states: Sequence[Hashable]) -> str:
@@ -92,8 +97,9 @@ class Words:
 
 
 def _order(state: Hashable) -> tuple[int, float, str]:
-    number = isinstance(state, int | float) and not isinstance(state, bool)
-    return (0, state, "") if number else (1, 0.0, repr(state))
+    if isinstance(state, int | float) and not isinstance(state, bool):
+        return (0, state, "")
+    return (1, 0.0, repr(state))
 
 
 def failure(words: Words, ops: Sequence[Op], outcome: Outcome) -> str:
@@ -142,6 +148,7 @@ def _last_fit(words: Words, x: Op, prefix: Sequence[Op]) -> str:
         f"It could have taken effect {after}, but then {words.op(prefix[k])} changed "
         f"{model.noun} to {model.describe_state(states[k + 1])}"
     )
-    if prefix[k].ret is not None and prefix[k].ret < x.call:
+    ret = prefix[k].ret
+    if ret is not None and ret < x.call:
         text += ", which completed before it was invoked"
     return text + "."

@@ -20,19 +20,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import partial
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kvctl.checker.edn import EdnError, Keyword, Map, read_all, read_one
 from kvctl.checker.model import brief
-from kvctl.history import NEMESIS, TYPES, Event, History, HistoryError, JsonObject, freeze, number
+from kvctl.history import (
+    NEMESIS,
+    TYPES,
+    Event,
+    History,
+    HistoryError,
+    JsonObject,
+    freeze,
+    integer,
+    number,
+)
 
 FORMATS = ("jsonl", "jepsen-log", "porcupine-kv", "knossos-edn")
 _LOG_LINE = re.compile(r"jepsen\.util[ \t]+-[ \t]+(\S+)[ \t]+(:\S+)[ \t]+(:\S+)[ \t]*(.*)$")
 _KV_FS = frozenset({"get", "put", "append"})
 _TIMED_OUT = Keyword("timed-out")
-_event = partial(tuple.__new__, Event)  # Event from a tuple, without NamedTuple's own __new__
 
 
 def load(path: str | Path, fmt: str = "auto") -> History:
@@ -99,7 +108,7 @@ def read_jepsen_log(text: str, source: str) -> History:
             process, kind, f, value = _log_fields(raw, caches, source, line, texts)
         if kind != "invoke" and value == _TIMED_OUT:
             kind, value = "info", None
-        events.append(_event((process, kind, f, None, value, None, None, line)))
+        events.append(Event(process, kind, f, None, value, None, None, line))
     return History(tuple(events), source)
 
 
@@ -195,8 +204,8 @@ def read_knossos_edn(text: str, source: str) -> History:
         if n in failed:
             continue
         if e.type == "ok" and e.f == "read" and e.value is None:
-            e = e._replace(type="info")
-        kept.append(e._replace(time=None))
+            e = replace(e, type="info")
+        kept.append(replace(e, time=None))
     return History(tuple(kept), source)
 
 
@@ -232,7 +241,7 @@ def _map_event(m: Map, source: str) -> Event:
         _plain(m.get("key"), where),
         _plain(m.get("value"), where),
         number(m.get("time"), ":time", where),
-        number(m.get("index"), ":index", where, integer=True),  # type: ignore[arg-type]
+        integer(m.get("index"), ":index", where),
         m.line,
     )
 

@@ -27,6 +27,7 @@ from kvctl.history import Op
 if TYPE_CHECKING:
     import networkx as nx
 
+Node = int | tuple[str, int]  # an operation, or ("t", rank): a point in time
 _ROUNDS = 20
 _SHORTEN = 200
 
@@ -74,11 +75,11 @@ def constrain(ops: Sequence[Op], model: Any, words: Words) -> Constraints:
     return Constraints(None, before, g.number_of_edges())
 
 
-def _real_time(ops: Sequence[Op]) -> nx.DiGraph:
+def _real_time(ops: Sequence[Op]) -> nx.DiGraph[Node]:
     """a -> t(ret a) -> t(next) -> ... -> t(call b) -> b, exactly when a returned before b began."""
     import networkx as nx
 
-    g = nx.DiGraph()
+    g: nx.DiGraph[Node] = nx.DiGraph()
     g.add_nodes_from(range(len(ops)))
     ranks = sorted({op.call for op in ops} | {op.ret for op in ops if op.ret is not None})
     nx.add_path(g, [("t", r) for r in ranks])
@@ -89,7 +90,7 @@ def _real_time(ops: Sequence[Op]) -> nx.DiGraph:
     return g
 
 
-def _known(g: nx.DiGraph, n: int) -> Known:
+def _known(g: nx.DiGraph[Node], n: int) -> Known:
     """For every operation, bitmasks of the operations after it and before it. Raises on a
     cycle."""
     import networkx as nx
@@ -97,7 +98,7 @@ def _known(g: nx.DiGraph, n: int) -> Known:
     order = list(nx.topological_sort(g))
     masks = []
     for nodes, neighbours in ((reversed(order), g.successors), (order, g.predecessors)):
-        mask: dict[object, int] = {}
+        mask: dict[Node, int] = {}
         for node in nodes:
             m = 0
             for other in neighbours(node):
@@ -107,18 +108,15 @@ def _known(g: nx.DiGraph, n: int) -> Known:
     return Known(*masks)
 
 
-def _cycle_text(g: nx.DiGraph, ops: Sequence[Op], words: Words) -> str:
+def _cycle_text(g: nx.DiGraph[Node], ops: Sequence[Op], words: Words) -> str:
     cycle = _short_cycle(g)
-    steps, k = [], 0
+    steps: list[str] = []
     # Start at an operation, then walk: each hop between operations is one order and reason.
-    while not isinstance(cycle[k], int):
-        k += 1
-    cycle = cycle[k:] + cycle[:k] + [cycle[k]]
-    a = cycle[0]
-    for node, nxt_node in pairwise(cycle):
+    k, a = next((k, node) for k, node in enumerate(cycle) if isinstance(node, int))
+    for node, nxt_node in pairwise(cycle[k:] + cycle[:k] + [a]):
         if not isinstance(nxt_node, int):
             continue
-        why = g.edges[node, nxt_node].get("why") if isinstance(node, int) else None
+        why: str | None = g.edges[node, nxt_node].get("why") if isinstance(node, int) else None
         if why is None:
             why = (
                 f"the first completed at {words.returned(ops[a])}, before the second was "
@@ -133,13 +131,13 @@ def _cycle_text(g: nx.DiGraph, ops: Sequence[Op], words: Words) -> str:
     )
 
 
-def _short_cycle(g: nx.DiGraph) -> list[object]:
+def _short_cycle(g: nx.DiGraph[Node]) -> list[Node]:
     """A short cycle: the shortest way back over each fact edge of the first cycle's component."""
     import networkx as nx
 
     best = [u for u, _ in nx.find_cycle(g)]
     component = g.subgraph(next(c for c in nx.strongly_connected_components(g) if best[0] in c))
-    facts = [(u, v) for u, v, why in component.edges(data="why") if why]
+    facts = [(u, v) for u, v, why in component.edges(data="why", default="") if why]
     for u, v in facts[:_SHORTEN]:
         cycle = [u, *nx.shortest_path(component, v, u)[:-1]]
         if _hops(cycle) < _hops(best):
@@ -147,5 +145,5 @@ def _short_cycle(g: nx.DiGraph) -> list[object]:
     return best
 
 
-def _hops(path: Sequence[object]) -> int:
+def _hops(path: Sequence[Node]) -> int:
     return sum(isinstance(node, int) for node in path)

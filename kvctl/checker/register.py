@@ -156,7 +156,7 @@ class Register(Base):
             if value == self.initial or len(writers) != 1 or ops[writers[0]].known:
                 continue
             w = ops[writers[0]]
-            by = min(ops[i].ret for i in seen_by)
+            by = min(r for i in seen_by if (r := ops[i].ret) is not None)  # each one ok
             if by > w.call:
                 settled[writers[0]] = w._replace(status="ok", ret=by, result=w.value)
         return settled

@@ -124,7 +124,10 @@ def search(
     memo: set[int] = set()
     stack: list[tuple[int, int, int]] = []
     lin = s = steps = 0
-    furthest, blocked, tried, prefix = -1, None, set(), []
+    furthest: float = -1  # the furthest point reached, a position in the lists
+    blocked: int | None = None
+    tried: set[int] = set()
+    prefix: list[int] = []
 
     def step(i: int, sid: int) -> int:
         legal, after = model.step(states[sid], ops[i])
@@ -157,9 +160,8 @@ def search(
             e = nxt[heads]
             while pos[e] < w:
                 if lin & before[e] == before[e]:
-                    r = trans[e].get(s)
-                    if r is None:
-                        r = step(e, s)
+                    got = trans[e].get(s)
+                    r = step(e, s) if got is None else got
                     if r >= 0:
                         break
                 e = nxt[e]
@@ -175,9 +177,8 @@ def search(
             if lin & before[e] != before[e]:
                 e = nxt[e]
                 continue
-            r = trans[e].get(s)
-            if r is None:
-                r = step(e, s)
+            got = trans[e].get(s)
+            r = step(e, s) if got is None else got
             key = (lin | bit[e]) << 32 | r
             if r < 0 or key in memo or (mode == 2 and r == s):
                 e = nxt[e]

@@ -9,7 +9,7 @@ register starts at `initial`. Transactions span registers, so the history is one
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from kvctl.checker.model import Base, brief, show
 from kvctl.history import Op
@@ -51,7 +51,7 @@ class MultiRegister(Base):
         return (self.initial,) * len(self.names)
 
     def step(self, state: Hashable, op: Op) -> tuple[bool, Hashable]:
-        values = list(state)
+        values = list(cast(tuple[Hashable, ...], state))  # as init() made it: one per register
         for f, name, value in self.micro_ops(op):
             k = self.slot[name]
             if f == "write":
@@ -67,5 +67,5 @@ class MultiRegister(Base):
         return "txn " + ", ".join(f"{f} {name} {brief(v)}" for f, name, v in self.micro_ops(op))
 
     def describe_state(self, state: Hashable) -> str:
-        pairs = zip(self.names, state, strict=True)
+        pairs = zip(self.names, cast(tuple[Hashable, ...], state), strict=True)
         return "{" + ", ".join(f"{name}={brief(v)}" for name, v in pairs) + "}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,7 @@ from kvctl.history import History
 def _two_keys() -> History:
     stale = timed((1, "write", 1, 0, 1, "ok"), (2, "read", None, 2, 3, "ok", None), key="bad")
     fine = timed((3, "write", 1, 0, 1, "ok"), (4, "read", None, 2, 3, "ok", 1), key="good")
-    return History(tuple(e._replace(index=None) for e in stale.events + fine.events))
+    return History(tuple(replace(e, index=None) for e in stale.events + fine.events))
 
 
 def test_stops_at_the_first_invalid_key_unless_asked_for_all() -> None:
