@@ -38,10 +38,10 @@ def test_a_write_waits_in_the_page_cache_and_so_does_its_acknowledgement():
     assert follower.fsync_pending
     written = log_len(on_disk(follower))
     assert written > log_len(bytes(follower.durable))
-    paxos = world.nodes[leader].core.replicas[(0, 0)].paxos
-    assert paxos.decided_idx < written, "decided before a follower's fsync returned"
+    replica = world.nodes[leader].core.replicas[(0, 0)]
+    assert replica.durable_state().decided_idx < written, "decided before a follower's fsync"
     world.run_until(world.now + 100)
-    assert paxos.decided_idx == written
+    assert replica.durable_state().decided_idx == written
 
 
 def test_a_process_crash_keeps_the_page_cache():
