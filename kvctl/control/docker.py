@@ -43,6 +43,7 @@ from kvctl.control.backend import (
     kvctl_home,
 )
 from kvctl.control.image import BuildProgress, ensure_node_image
+from kvctl.db import db_of
 
 CLUSTER_LABEL = "kvctl"  # value: the cluster's name
 NODE_LABEL = "kvctl.node"
@@ -119,7 +120,7 @@ class DockerBackend:
         """The image, the network, and every node's fixed address on it."""
         check_name(spec.name)
         with BuildProgress() as progress:
-            image = ensure_node_image(self.client, progress)
+            image = ensure_node_image(self.client, progress, db=db_of(spec).name)
         network = self._network(spec)
         subnet = ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
         if subnet.num_addresses < FIRST_HOST + len(spec.nodes) + 1:
@@ -239,10 +240,10 @@ class DockerBackend:
     def _run_node(self, spec: ClusterSpec, node: NodeSpec, subnet: str) -> None:
         """Leave a container that runs as configured alone; start or recreate any other."""
         volume = self._volume(spec, node, subnet)
-        argv = spec.node_argv(node, f"{DATA_DIR}/db")
+        command = db_of(spec).command(spec, node, f"{DATA_DIR}/db")
         # The image tag is itself a digest of the code, so equal configs run equal nodes.
         lazy = ("lazyfs",) if spec.extra.get("lazyfs") else ()
-        config = repr((spec.extra["image"], argv, node.host, spec.name, *lazy))
+        config = repr((spec.extra["image"], command, node.host, spec.name, *lazy))
         config = hashlib.sha256(config.encode()).hexdigest()
         name = container_name(spec, node.name)
         try:
@@ -270,7 +271,7 @@ class DockerBackend:
                 networking_config={
                     network: self.client.api.create_endpoint_config(ipv4_address=node.host)
                 },
-                **node_process(argv, volume, bool(lazy)),
+                **node_process(command, volume, bool(lazy)),
             ).start()
         except APIError as err:
             raise BackendError(f"cannot start container {name}: {err.explanation}") from err
@@ -407,20 +408,21 @@ class DockerBackend:
             yield pending.decode(errors="replace")
 
 
-def node_process(argv: list[str], volume: str, lazy: bool) -> dict[str, Any]:
-    """What a node's container runs, with which capabilities, devices and mounts. On the lazy
+def node_process(command: list[str], volume: str, lazy: bool) -> dict[str, Any]:
+    """How a node's container runs `command` (its store's, kvctl/db): with which capabilities,
+    devices and mounts. On the lazy
     filesystem (kvctl.lazyfs) the volume holds its backing directory and the node's data
     directory is the FUSE mount over it, which takes /dev/fuse and SYS_ADMIN (mount(2));
     otherwise NET_ADMIN alone."""
     if not lazy:
         return {
-            "command": ["kvctl-node", *argv],
+            "command": command,
             "cap_add": ["NET_ADMIN"],
             "volumes": {volume: {"bind": DATA_DIR, "mode": "rw"}},
         }
     lazyfs = ["python3", "-m", "kvctl.lazyfs", "run", f"{LAZY_DISK}/db", f"{DATA_DIR}/db", "--"]
     return {
-        "command": [*lazyfs, "kvctl-node", *argv],
+        "command": [*lazyfs, *command],
         "cap_add": ["NET_ADMIN", "SYS_ADMIN"],
         "devices": ["/dev/fuse:/dev/fuse:rwm"],
         "environment": {"KVCTL_LOG": f"{LAZY_DISK}/node.log"},  # beside the data, not in it

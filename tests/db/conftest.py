@@ -4,12 +4,15 @@ run on 127.0.0.1, so a test covers the configuration each store generates."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from docker.client import DockerClient
 
+from kvctl.control.backend import BackendError
 from kvctl.db import get_db
 from kvctl.db.local import LocalCluster
 
@@ -28,6 +31,19 @@ def start_cluster(db_name: str, root: Path, nodes: int = 3,
         cluster.stop_all()
         raise
     return cluster
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> DockerClient:
+    """The engine, for the tests marked docker: they skip without one, but fail under CI=true."""
+    from kvctl.control.docker import connect
+
+    try:
+        return connect()
+    except BackendError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, so the container tests must run, but: {err}")
+        pytest.skip(str(err))
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +22,7 @@ from docker.models.networks import Network
 from docker.types import IPAMConfig, IPAMPool
 
 from kvctl.client import ClientError
-from kvctl.control.backend import BackendError, ClusterSpec, NodeSpec
-from kvctl.control.docker import connect
+from kvctl.control.backend import ClusterSpec, NodeSpec
 from kvctl.control.image import BuildProgress, ensure_node_image
 from kvctl.db import DB, get_db
 
@@ -32,16 +30,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 TEST_LABEL = "kvctl.test"
 DATA_DIR = "/data/db"
 PORT = 7400
-
-
-@pytest.fixture(scope="module")
-def docker_client() -> DockerClient:
-    try:
-        return connect()
-    except BackendError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true, so the container tests must run, but: {err}")
-        pytest.skip(str(err))
 
 
 @dataclass

@@ -178,10 +178,10 @@ def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
 def test_only_a_lazy_node_container_gets_fuse_and_sys_admin() -> None:
     from kvctl.control.docker import node_process
 
-    plain = node_process(["node", "--name", "n1"], "vol", lazy=False)
+    plain = node_process(["kvctl-node", "node", "--name", "n1"], "vol", lazy=False)
     assert plain["cap_add"] == ["NET_ADMIN"] and "devices" not in plain
     assert plain["command"] == ["kvctl-node", "node", "--name", "n1"]
-    lazy = node_process(["node", "--name", "n1"], "vol", lazy=True)
+    lazy = node_process(["kvctl-node", "node", "--name", "n1"], "vol", lazy=True)
     assert set(lazy["cap_add"]) == {"NET_ADMIN", "SYS_ADMIN"}
     assert lazy["devices"] == ["/dev/fuse:/dev/fuse:rwm"]
     assert lazy["command"][:4] == ["python3", "-m", "kvctl.lazyfs", "run"]
