@@ -28,7 +28,7 @@ from tests.harness.test_runner import kvctl_test
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-SEED = "6"  # its first power cut takes every node, early in the run
+SEED = "6"  # its first power cut takes every node, about 4 s into the run
 CARELESS = "import os\n\nos.fsync = os.fdatasync = lambda fd: None  # acknowledge, never sync\n"
 
 
@@ -86,11 +86,19 @@ def make_careless(spec: ClusterSpec) -> None:
 
 
 def power_test(home: Path) -> tuple[subprocess.CompletedProcess[str], dict, list[dict]]:
-    return kvctl_test("--nemesis", "power", "--seed", SEED, cwd=home)
+    return kvctl_test("--nemesis", "power", "--nemesis-interval", "5", "--time-limit", "20",
+                      "--seed", SEED, cwd=home)
 
 
 def power_cuts(history: list[dict]) -> list[dict]:
     return [e["value"] for e in history if e["process"] == "nemesis" and e["f"] == "start-power"]
+
+
+def acknowledged_before_the_first_cut(history: list[dict]) -> int:
+    """Writes (and cas) answered ok before the first power cut was over: what it could lose."""
+    cut = next(e["time"] for e in history if e["process"] == "nemesis" and e["f"] == "start-power")
+    return sum(1 for e in history if e["type"] == "ok" and e["f"] in ("write", "cas")
+               and e["time"] < cut)
 
 
 def test_kvctl_loses_nothing_it_acknowledged_when_power_is_cut(
@@ -101,7 +109,7 @@ def test_kvctl_loses_nothing_it_acknowledged_when_power_is_cut(
     assert results["valid"] is True
     cuts = power_cuts(history)
     assert cuts and cuts[0]["targets"] == "all" and "errors" not in cuts[0]
-    assert results["counts"]["all"]["ok"] >= 10  # writes were acknowledged across the cuts
+    assert acknowledged_before_the_first_cut(history) > 0
 
 
 def test_a_store_that_acknowledges_before_it_fsyncs_is_caught(
