@@ -24,8 +24,8 @@ import secrets
 import time
 import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,7 +44,7 @@ from kvctl.control.backend import (
     load_spec,
 )
 from kvctl.control.provision import provision
-from kvctl.control.ready import wait_until_serving
+from kvctl.db import DEFAULT_DB, DBError, KVClient, db_of, get_db
 from kvctl.history import NEMESIS, History, thaw
 from kvctl.nemesis import schedule
 from kvctl.report import TIMELINES, availability, stats, timeline
@@ -67,7 +67,8 @@ class TestOptions:
     cluster: str = "kvctl"  # the name of a cluster this test starts (its containers' prefix)
     nodes: int | None = None  # None: the running cluster's, or 5 for a new one
     backend: str | None = None  # None: the running cluster's, or docker if an engine answers
-    read_mode: str | None = None  # None: the running cluster's, or linearizable
+    read_mode: str | None = None  # None: the running cluster's, or the store's first
+    db: str = DEFAULT_DB  # the store under test (kvctl/db)
     nemesis: str = "partition"
     interval: float = 10.0
     time_limit: float = 60.0
@@ -201,10 +202,25 @@ def _plan(options: TestOptions, say: Callable[[str], None]) -> _Plan:
     try:
         selection = nemesis.parse(faults, backend)
         store.check_name(options.name)
-    except (nemesis.NemesisError, store.StoreError) as exc:
+        _check_store(options, selection, say)
+    except (nemesis.NemesisError, store.StoreError, DBError) as exc:
         raise Refused(str(exc)) from exc
     seed = options.seed if options.seed is not None else secrets.randbits(32)
     return _Plan(options, backend, selection, seed)
+
+
+def _check_store(options: TestOptions, selection: nemesis.Selection,
+                 say: Callable[[str], None]) -> None:
+    """DBError for a read mode or a named fault the store cannot take; a fault that came
+    from `all` is left out instead, with a note."""
+    db = get_db(options.db)
+    if options.read_mode is not None:
+        db.check_read_mode(options.read_mode)
+    for name, optional in list(selection.faults.items()):
+        if optional and name in db.refused:
+            del selection.faults[name]
+            say(f"{name} left out: {db.name} cannot take it ({db.refused[name]})")
+    db.check_faults(selection.names)
 
 
 def _saved_backend() -> str | None:
@@ -223,11 +239,13 @@ def _cluster(plan: _Plan, log: RunLog) -> Iterator[_Cluster]:
             name=o.cluster,
             backend=plan.backend,
             nodes=[NodeSpec(f"n{i}", "", 0) for i in range(1, (o.nodes or 5) + 1)],
-            read_mode=o.read_mode or "linearizable",
+            read_mode=o.read_mode or get_db(o.db).read_modes[0],
+            extra={"db": o.db},
         )
 
     try:
         spec, created = provision(new, backend=o.backend, nodes=o.nodes, read_mode=o.read_mode,
+                                  db=o.db,
                                   lazyfs=nemesis.needs_lazyfs(plan.selection),
                                   timeout=UP_TIMEOUT, say=log.say)
     except BackendError as exc:
@@ -277,7 +295,7 @@ def _open_run(plan: _Plan, cluster: _Cluster, faults: nemesis.Faults,
         "faults": faults.names,
         "seed": plan.seed,
         "cluster": {n.name: n.address for n in spec.nodes},
-        "topology": _topology(spec),
+        "topology": _topology(spec) if db_of(spec).name == DEFAULT_DB else None,
         "started": datetime.now().isoformat(timespec="seconds"),
         "kvctl": __version__,
     })
@@ -340,9 +358,8 @@ def _first_cause(exc: BaseException) -> str:
 async def _drive(run: _Run) -> dict[str, Any]:
     """Workload and faults until the deadline, then recovery and final reads."""
     o = run.options
-    addresses = {n.name: n.address for n in run.spec.nodes}
     nem = run.faults.compose(run.record_fault)
-    async with _clients(addresses, o.op_timeout) as clients:
+    async with _clients(run.spec, o.op_timeout) as clients:
         workload = RegisterWorkload(
             clients,
             run.history.write,
@@ -356,7 +373,7 @@ async def _drive(run: _Run) -> dict[str, Any]:
         async with _showing(run, "running", counts, faults, o.time_limit):
             await _workload_and_faults(run, workload, nem)
         async with _showing(run, "recovering", counts, faults):
-            await _recover(run, addresses)
+            await _recover(run)
         async with _showing(run, "final reads", counts, faults):
             loop = asyncio.get_running_loop()
             unread = await workload.final_reads(loop.time() + o.recovery)
@@ -365,12 +382,18 @@ async def _drive(run: _Run) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _clients(addresses: Mapping[str, str],
-                   timeout: float) -> AsyncIterator[dict[str, Client]]:
-    """A client per node (each process talks to one node), all closed on leaving."""
-    async with AsyncExitStack() as stack:
-        yield {name: await stack.enter_async_context(Client({name: address}, timeout=timeout))
-               for name, address in addresses.items()}
+async def _clients(spec: ClusterSpec, timeout: float) -> AsyncIterator[dict[str, KVClient]]:
+    """A client of the cluster's store per node (each process talks to one node), all closed
+    on leaving."""
+    db = db_of(spec)
+    clients: dict[str, KVClient] = {}
+    try:
+        for node in spec.nodes:
+            clients[node.name] = db.client(spec, node.name, timeout)
+        yield clients
+    finally:
+        for client in clients.values():
+            await client.close()
 
 
 async def _workload_and_faults(run: _Run, workload: RegisterWorkload,
@@ -395,10 +418,10 @@ async def _faults_until(nem: nemesis.Nemesis, steps: list[schedule.Step], begun:
         await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
-async def _recover(run: _Run, addresses: dict[str, str]) -> None:
+async def _recover(run: _Run) -> None:
     """Wait, within the recovery time, for the healed cluster to serve again."""
     try:
-        await asyncio.to_thread(wait_until_serving, addresses, run.options.recovery)
+        await db_of(run.spec).setup(run.spec, run.options.recovery)
     except TimeoutError as exc:
         run.log(f"after the heal: {exc}")
 
@@ -453,6 +476,8 @@ def _conclude(run: _Run, results: dict[str, Any]) -> Finished:
 
 def _availability(run: _Run) -> dict[str, Any] | None:
     """The availability table of the run; None, logged, if it cannot be made."""
+    if db_of(run.spec).name != DEFAULT_DB:  # it judges kvctl's replication groups
+        return None
     try:
         return availability.of_run(run.dir.read_json("test.json"), run.history.events,
                                    str(run.history.path))
