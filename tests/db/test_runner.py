@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from kvctl.control.backend import load_spec
 from kvctl import runner
+from kvctl.control.backend import load_spec
 from kvctl.runner import Refused, run_test
 
 Options = runner.TestOptions  # under another name, so pytest does not take it for tests
