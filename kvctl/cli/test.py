@@ -17,6 +17,7 @@ import click
 from kvctl import nemesis, store
 from kvctl.cli.cluster import backend_of, current_spec
 from kvctl.control import BACKENDS
+from kvctl.db import DATABASES, DEFAULT_DB, READ_MODES
 from kvctl.nemesis.grudge import complete
 from kvctl.nemesis.netem import Netem
 from kvctl.nemesis.partition import Partition, show
@@ -90,8 +91,11 @@ class Display:
 @click.option("--op-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds a client gives one operation; then its outcome is unknown (info).")
 @click.option("--rate", type=click.FloatRange(min=0.1), help="Operations per second, in all.")
-@click.option("--read-mode", type=click.Choice(["linearizable", "stale"]),
-              help="Reads of a new cluster [default: linearizable].")
+@click.option("--db", type=click.Choice(DATABASES), default=DEFAULT_DB, show_default=True,
+              help="The store under test: kvctl's own, or etcd, Redis (with Sentinel), NATS.")
+@click.option("--read-mode", type=click.Choice(READ_MODES),
+              help="Reads of a new cluster [default: the store's first: linearizable for "
+                   "kvctl and etcd, direct for nats, primary for redis].")
 @click.option("--backend", type=click.Choice(BACKENDS),
               help="Where a new cluster runs [default: docker if an engine answers].")
 @click.option("--name", default="register", show_default=True, help="The test's name in the store.")
@@ -105,7 +109,7 @@ class Display:
 @click.option("--seed", type=int, help="Seed of the random choices (faults, operations).")
 def test(nodes: int | None, faults: str, interval: float, time_limit: float, concurrency: int,
          ops_per_key: int, per_key: int, op_timeout: float, rate: float | None,
-         read_mode: str | None, backend: str | None,
+         db: str, read_mode: str | None, backend: str | None,
          name: str, cluster: str, store_dir: Path, check_budget: float, keep_cluster: bool,
          seed: int | None) -> None:
     """Run the register workload against a cluster while injecting faults, check the history
@@ -119,7 +123,7 @@ def test(nodes: int | None, faults: str, interval: float, time_limit: float, con
     from kvctl.runner import Refused, TestOptions, run_test
 
     options = TestOptions(
-        name=name, cluster=cluster, nodes=nodes, backend=backend, read_mode=read_mode,
+        name=name, cluster=cluster, nodes=nodes, backend=backend, read_mode=read_mode, db=db,
         nemesis=faults,
         interval=interval, time_limit=time_limit, concurrency=concurrency,
         ops_per_key=ops_per_key, per_key=per_key, op_timeout=op_timeout, rate=rate,

@@ -31,6 +31,8 @@ LAZYFS_UNTRIED = {
     "power": "the lazy filesystem has not been tried under it yet",
     "corrupt": "the corrupt fault knows only kvctl's own data files",
 }
+# Every store's read modes, for a command-line choice (each store checks its own).
+READ_MODES = ("linearizable", "stale", "direct", "leader", "primary")
 TIMEOUT_S = 5.0  # a client gives up on an operation after this long, by default
 
 

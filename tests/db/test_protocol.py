@@ -9,7 +9,7 @@ import pytest
 
 from kvctl.client import Failed, Indeterminate
 from kvctl.control.backend import ClusterSpec, NodeSpec
-from kvctl.db import DATABASES, DBError, NodePlan, db_of, fail, get_db
+from kvctl.db import DATABASES, READ_MODES, DBError, NodePlan, db_of, fail, get_db
 from kvctl.db.launch import write_files
 from kvctl.node import errors
 
@@ -148,3 +148,8 @@ def test_the_launcher_ends_the_node_when_any_process_ends(tmp_path):
     )
     assert done.returncode == 3
     assert "sh ended (exit 3)" in done.stdout
+
+
+def test_the_command_line_offers_every_stores_read_modes():
+    offered = {mode for name in DATABASES for mode in get_db(name).read_modes}
+    assert offered == set(READ_MODES)
