@@ -54,6 +54,7 @@ class LocalCluster:
             backend="local",
             nodes=[NodeSpec(f"n{i}", LOOPBACK, free_base_port()) for i in range(1, nodes + 1)],
             read_mode=read_mode,
+            extra={"db": db.name},
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 

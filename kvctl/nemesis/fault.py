@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from kvctl.client import Client, ClientError
 from kvctl.control.backend import Backend, BackendError, ClusterSpec, ExecResult
+from kvctl.db import DEFAULT_DB, db_of
 
 Value = dict[str, Any]
 
@@ -104,7 +105,9 @@ class Context:
 
     def topology(self) -> dict[str, Any]:
         """The cluster as a node reports it: groups, leaders, configurations ({} if none
-        answers). Blocking."""
+        answers; {} for another store, which has no kvctl groups). Blocking."""
+        if db_of(self.spec).name != DEFAULT_DB:
+            return {}
         addresses = {n.name: n.address for n in self.spec.nodes}
 
         async def ask() -> dict[str, Any]:
@@ -117,7 +120,11 @@ class Context:
         return asyncio.run(ask())
 
     def leaders(self) -> dict[int, str]:
-        """Each group's leader as the nodes report it ({} if none answers). Blocking."""
+        """Each group's leader as the nodes report it ({} if none answers); another store's
+        leaders as it names them (kvctl/db), numbered. Blocking."""
+        db = db_of(self.spec)
+        if db.name != DEFAULT_DB:
+            return dict(enumerate(asyncio.run(db.primaries(self.spec))))
         return {int(g): n for g, n in self.topology().get("leaders", {}).items() if n}
 
     def pick(self, among: list[str], rng: random.Random) -> tuple[str, list[str]]:
