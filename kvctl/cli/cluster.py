@@ -27,6 +27,7 @@ from kvctl.control.backend import (
 )
 from kvctl.control.membership import current_configs, views
 from kvctl.control.provision import provision
+from kvctl.db import DATABASES, DEFAULT_DB, READ_MODES, DBError, KVClient, db_of, get_db
 
 T = TypeVar("T")
 
@@ -52,16 +53,28 @@ def addresses(spec: ClusterSpec) -> dict[str, str]:
     return {node.name: node.address for node in spec.nodes}
 
 
-def run_client(spec: ClusterSpec, action: Callable[[Client], Awaitable[T]]) -> T:
-    """Run one client action; map the two non-results to clear messages and exit codes."""
+def run_client(spec: ClusterSpec, action: Callable[[KVClient], Awaitable[T]]) -> T:
+    """Run one client action on the cluster's store; map the two non-results to clear
+    messages and exit codes."""
     try:
-        return run_sync(addresses(spec), action)
+        if db_of(spec).name == DEFAULT_DB:
+            return run_sync(addresses(spec), action)
+        return asyncio.run(_on_store(spec, action))
     except Indeterminate as exc:
         click.echo(f"outcome unknown (it may or may not have happened): {exc}", err=True)
         raise SystemExit(3) from exc
     except Failed as exc:
         click.echo(f"failed: {exc}", err=True)
         raise SystemExit(2) from exc
+
+
+async def _on_store(spec: ClusterSpec, action: Callable[[KVClient], Awaitable[T]]) -> T:
+    """`action` through a client of another store (kvctl/db), on the first node."""
+    client = db_of(spec).client(spec, spec.nodes[0].name)
+    try:
+        return await action(client)
+    finally:
+        await client.close()
 
 
 @click.command()
@@ -79,10 +92,14 @@ def run_client(spec: ClusterSpec, action: Callable[[Client], Awaitable[T]]) -> T
     help="ssh backend: a file with one host a line.",
 )
 @click.option(
+    "--db",
+    type=click.Choice(DATABASES),
+    help="The store its nodes run [default: this directory's cluster's, or kvctl].",
+)
+@click.option(
     "--read-mode",
-    type=click.Choice(["linearizable", "stale"]),
-    default="linearizable",
-    show_default=True,
+    type=click.Choice(READ_MODES),
+    help="Reads of a new cluster [default: the store's first].",
 )
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for service.")
 @click.option(
@@ -98,7 +115,8 @@ def up(
     name: str,
     backend: str | None,
     hosts_file: str | None,
-    read_mode: str,
+    db: str | None,
+    read_mode: str | None,
     timeout: float,
     auto_replace: float | None,
 ) -> None:
@@ -106,6 +124,12 @@ def up(
     started = time.monotonic()
     if count < 1:
         raise click.BadParameter("at least one node", param_hint="--nodes")
+    store = get_db(db or DEFAULT_DB)
+    if read_mode is not None:
+        try:
+            store.check_read_mode(read_mode)
+        except DBError as exc:
+            raise click.BadParameter(str(exc), param_hint="--read-mode") from exc
 
     def new() -> ClusterSpec:
         spec = ClusterSpec(
@@ -114,14 +138,15 @@ def up(
             nodes=[NodeSpec(f"n{i}", "", 0) for i in range(1, count + 1)],
             replication=replication,
             groups=groups,
-            read_mode=read_mode,
+            read_mode=read_mode or store.read_modes[0],
+            extra={"db": store.name},
         )
         if hosts_file:
             spec.extra["hosts_file"] = str(hosts_file)
         return spec
 
     try:
-        spec, _ = provision(new, backend=backend, timeout=timeout, say=click.echo)
+        spec, _ = provision(new, backend=backend, timeout=timeout, say=click.echo, db=db)
     except BackendError as exc:
         raise click.ClickException(str(exc)) from exc
     for node in spec.nodes:
