@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +27,8 @@ from kvctl.control.backend import (
     NodeStatus,
     kvctl_home,
 )
+from kvctl.db import DEFAULT_DB, db_of
+from kvctl.db.local import free_base_port
 
 LOOPBACK = "127.0.0.1"
 
@@ -53,8 +54,10 @@ class LocalBackend:
         return spec
 
     def _place(self, spec: ClusterSpec) -> ClusterSpec:
-        """The spec with a free port on 127.0.0.1 for every node that has none yet."""
-        nodes = [n if n.port else replace(n, host=LOOPBACK, port=_free_port()) for n in spec.nodes]
+        """The spec with a free port on 127.0.0.1 for every node that has none yet (another
+        store takes the next ports too, kvctl.db.local)."""
+        free = _free_port if db_of(spec).name == DEFAULT_DB else free_base_port
+        nodes = [n if n.port else replace(n, host=LOOPBACK, port=free()) for n in spec.nodes]
         return replace(spec, backend=self.name, nodes=nodes)
 
     def down(self, spec: ClusterSpec, purge: bool = False) -> None:
@@ -80,7 +83,7 @@ class LocalBackend:
         spec.node(node)
         pid = self._pid(node)
         if pid is not None and self._running(node):
-            os.kill(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
 
     def start(self, spec: ClusterSpec, node: str) -> None:
         target = spec.node(node)
@@ -90,8 +93,7 @@ class LocalBackend:
         _check_port_free(target.port)
         home = _node_dir(node)
         (home / "data").mkdir(parents=True, exist_ok=True)
-        node_argv = spec.node_argv(target, str(home / "data"), listen_host=LOOPBACK)
-        argv = [sys.executable, "-m", "kvctl", *node_argv]
+        argv = db_of(spec).local_command(spec, target, str(home / "data"))
         with open(home / "output.log", "ab") as output:
             process = subprocess.Popen(
                 argv,
@@ -164,19 +166,19 @@ class LocalBackend:
         pid = self._pid(node)
         if pid is None or not self._running(node):
             raise BackendError(f"{node} is not running")
-        os.kill(pid, sig)
+        os.killpg(pid, sig)  # its own session: every process of the node (a store's launcher)
 
     def _stop(self, node: str) -> None:
         pid = self._pid(node)
         if pid is None or not self._running(node):
             return
-        os.kill(pid, signal.SIGCONT)
-        os.kill(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGCONT)
+        os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
         while self._running(node) and time.monotonic() < deadline:
             time.sleep(0.05)
         if self._running(node):
-            os.kill(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
 
 
 def _node_dir(node: str) -> Path:

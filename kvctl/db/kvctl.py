@@ -32,7 +32,8 @@ class Kvctl(DB):
 
     def local_command(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> list[str]:
         """As the local backend has always started a node: one process, no launcher."""
-        return [sys.executable, "-m", "kvctl", *spec.node_argv(node, data_dir)]
+        argv = spec.node_argv(node, data_dir, listen_host=node.host)
+        return [sys.executable, "-m", "kvctl", *argv]
 
     def client(self, spec: ClusterSpec, node: str, timeout: float = TIMEOUT_S) -> Client:
         return Client({node: spec.node(node).address}, timeout=timeout)

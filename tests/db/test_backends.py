@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from kvctl.client import Failed
 from kvctl.control.backend import ClusterSpec, NodeSpec
 from kvctl.db import db_of
 
@@ -47,3 +48,29 @@ def test_the_docker_backend_runs_the_store_a_cluster_names(docker_client, tmp_pa
         assert asyncio.run(write_then_read(spec)) == 1
     finally:
         backend.down(spec, purge=True)
+
+
+@pytest.mark.slow
+def test_the_local_backend_runs_the_store_a_cluster_names(tmp_path, monkeypatch):
+    """And a kill takes the whole node: the launcher and the store under it."""
+    from kvctl.control.local import LocalBackend
+
+    monkeypatch.setenv("KVCTL_HOME", str(tmp_path))
+    backend = LocalBackend()
+    spec = store_cluster("etcd", "local")
+    try:
+        spec = backend.up(spec)
+        assert asyncio.run(write_then_read(spec)) == 1
+        backend.kill(spec, "n1")
+        with pytest.raises(Failed):  # its etcd is gone with it: refused, not hanging
+            asyncio.run(read_on(spec, "n1"))
+    finally:
+        backend.down(spec, purge=True)
+
+
+async def read_on(spec: ClusterSpec, node: str) -> object:
+    client = db_of(spec).client(spec, node, timeout=2.0)
+    try:
+        return await client.read("k")
+    finally:
+        await client.close()

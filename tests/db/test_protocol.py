@@ -118,7 +118,8 @@ def test_kvctl_runs_as_one_local_process_and_the_others_through_the_launcher():
     cluster = spec()
     node = cluster.nodes[0]
     kvctl = get_db("kvctl").local_command(cluster, node, "/d")
-    assert kvctl == [sys.executable, "-m", "kvctl", *cluster.node_argv(node, "/d")]
+    argv = cluster.node_argv(node, "/d", listen_host=node.host)
+    assert kvctl == [sys.executable, "-m", "kvctl", *argv]
     nats = get_db("nats").local_command(cluster, node, "/d")
     assert nats[:3] == [sys.executable, "-m", "kvctl.db.launch"]
     assert NodePlan.from_arg(nats[3]) == get_db("nats").plan(cluster, node, "/d")
