@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from kvctl.bench import BenchResult, run_bench
+from kvctl.bench import BenchResult, measure_store, run_bench
 from kvctl.control import BACKENDS, get_backend
 from kvctl.control.backend import BackendError, ClusterSpec, NodeSpec
-from kvctl.control.ready import wait_until_serving
+from kvctl.db import DATABASES, DEFAULT_DB, get_db
 
 
 def _parse_counts(text: str) -> list[int]:
@@ -36,26 +37,34 @@ def _parse_counts(text: str) -> list[int]:
 )
 @click.option("--duration", default=10.0, show_default=True, help="Seconds per client count.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def bench(backend: str, nodes: int, clients: str, duration: float, as_json: bool) -> None:
+@click.option("--db", type=click.Choice(DATABASES), default=DEFAULT_DB, show_default=True,
+              help="The store to measure (each through its own client, one per node).")
+def bench(backend: str, nodes: int, clients: str, duration: float, as_json: bool,
+          db: str) -> None:
     """Measure ops/s and latency of a durable (fsync) cluster under a read/write/cas mix."""
     counts = _parse_counts(clients)
     with tempfile.TemporaryDirectory(prefix="kvctl-bench-") as home:
         previous = os.environ.get("KVCTL_HOME")
         os.environ["KVCTL_HOME"] = str(Path(home) / ".kvctl")
         spec = ClusterSpec(
-            f"bench{os.getpid()}", backend, [NodeSpec(f"n{i}", "", 0) for i in range(1, nodes + 1)]
+            f"bench{os.getpid()}", backend, [NodeSpec(f"n{i}", "", 0) for i in range(1, nodes + 1)],
+            extra={"db": db},
         )
+        store = get_db(db)
         runner = get_backend(backend)
         try:
             spec = runner.up(spec)
             addresses = {n.name: n.address for n in spec.nodes}
-            wait_until_serving(addresses, 60)
+            asyncio.run(store.setup(spec, 60))
             if not as_json:
-                click.echo(f"{nodes} nodes on {backend}, fsync on, {duration:.0f} s per row")
+                click.echo(f"{nodes} {db} nodes on {backend}, {duration:.0f} s per row")
                 click.echo(f"{'clients':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
             for count in counts:
-                _show(run_bench(addresses, count, duration), as_json)
-        except BackendError as exc:
+                if db == DEFAULT_DB:
+                    _show(run_bench(addresses, count, duration), as_json)
+                else:
+                    _show(asyncio.run(measure_store(store, spec, count, duration)), as_json)
+        except (BackendError, TimeoutError) as exc:
             raise click.ClickException(str(exc)) from exc
         finally:
             runner.down(spec, purge=True)

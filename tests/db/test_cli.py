@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -36,3 +37,13 @@ def test_up_refuses_a_read_mode_the_store_lacks(tmp_path, monkeypatch):
                                        "--backend", "local"])
     assert result.exit_code == 2
     assert "redis has no read mode 'stale'" in result.output
+
+
+@pytest.mark.slow
+def test_bench_measures_another_store_through_its_own_client(tmp_path, monkeypatch):
+    monkeypatch.setenv("KVCTL_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["bench", "--db", "etcd", "--clients", "2",
+                                       "--duration", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert row["clients"] == 2 and row["ops"] > 0 and row["errors"] == 0
