@@ -9,7 +9,8 @@ import asyncio
 import json
 import shlex
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -53,13 +54,26 @@ def addresses(spec: ClusterSpec) -> dict[str, str]:
     return {node.name: node.address for node in spec.nodes}
 
 
-def run_client(spec: ClusterSpec, action: Callable[[KVClient], Awaitable[T]]) -> T:
-    """Run one client action on the cluster's store; map the two non-results to clear
-    messages and exit codes."""
-    try:
-        if db_of(spec).name == DEFAULT_DB:
-            return run_sync(addresses(spec), action)
+def run_client(spec: ClusterSpec, action: Callable[[Client], Awaitable[T]]) -> T:
+    """Run one kvctl client action; map the two non-results to clear messages and exit
+    codes."""
+    with _reported():
+        return run_sync(addresses(spec), action)
+
+
+def run_store_client(spec: ClusterSpec, action: Callable[[KVClient], Awaitable[T]]) -> T:
+    """Run a read, write or cas on the store the cluster runs (kvctl/db), reported alike."""
+    if db_of(spec).name == DEFAULT_DB:
+        return run_client(spec, action)
+    with _reported():
         return asyncio.run(_on_store(spec, action))
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """The two non-results as clear messages and exit codes."""
+    try:
+        yield
     except Indeterminate as exc:
         click.echo(f"outcome unknown (it may or may not have happened): {exc}", err=True)
         raise SystemExit(3) from exc
@@ -277,7 +291,7 @@ def logs(node: str, follow: bool) -> None:
 @click.argument("key")
 def get(key: str) -> None:
     """Print KEY's value (exit 1 if it has none)."""
-    value = run_client(current_spec(), lambda c: c.read(key))
+    value = run_store_client(current_spec(), lambda c: c.read(key))
     if value is None:
         click.echo(f"{key} has no value", err=True)
         raise SystemExit(1)
@@ -289,7 +303,7 @@ def get(key: str) -> None:
 @click.argument("value")
 def put(key: str, value: str) -> None:
     """Set KEY to VALUE."""
-    run_client(current_spec(), lambda c: c.write(key, value))
+    run_store_client(current_spec(), lambda c: c.write(key, value))
     click.echo("ok")
 
 
@@ -299,7 +313,7 @@ def put(key: str, value: str) -> None:
 @click.argument("new")
 def cas(key: str, old: str, new: str) -> None:
     """Set KEY to NEW if it holds OLD: exit 0 if it swapped, 1 if the value differs."""
-    swapped = run_client(current_spec(), lambda c: c.cas(key, old, new))
+    swapped = run_store_client(current_spec(), lambda c: c.cas(key, old, new))
     click.echo("swapped" if swapped else "not swapped: the current value differs")
     raise SystemExit(0 if swapped else 1)
 
