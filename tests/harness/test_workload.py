@@ -157,9 +157,12 @@ def test_a_key_that_cannot_be_served_stalls_only_its_own_group():
 
 def test_the_clients_of_a_run_give_each_operation_the_timeout_asked_for():
     from kvctl import runner
+    from kvctl.control.backend import ClusterSpec, NodeSpec
+
+    spec = ClusterSpec("c", "local", [NodeSpec(f"n{i}", "127.0.0.1", i) for i in (1, 2)])
 
     async def timeouts():
-        async with runner._clients({"n1": "127.0.0.1:1", "n2": "127.0.0.1:2"}, 1.5) as clients:
+        async with runner._clients(spec, 1.5) as clients:
             return {name: client.timeout for name, client in clients.items()}
 
     assert asyncio.run(timeouts()) == {"n1": 1.5, "n2": 1.5}
