@@ -60,6 +60,7 @@ import json
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, TypeVar
@@ -229,7 +230,8 @@ class History:
                 ranks[n] = rank
         object.__setattr__(self, "faults", tuple(e for e in self.events if e.process == NEMESIS))
         object.__setattr__(self, "ops", tuple(_pair(clients, ranks, self.source)))
-        object.__setattr__(self, "ranked", tuple(clients[n] for n in order))
+        ranked = clients if isinstance(order, range) else [clients[n] for n in order]
+        object.__setattr__(self, "ranked", tuple(ranked))
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]], source: str = "<events>") -> History:
@@ -351,11 +353,11 @@ def _all_or_none(
 ) -> list[_T] | None:
     """The events' `values` of a field when every event has one; None when none has; refused
     when only some have it."""
-    having = [v for v in values if v is not None]
-    if len(having) == len(values):
-        return having or None
-    if not having:
+    missing = values.count(None)
+    if missing == len(values):
         return None
+    if not missing:
+        return [v for v in values if v is not None]
     first = next(e for e, v in zip(events, values, strict=True) if v is not None)
     lacking = next(e for e, v in zip(events, values, strict=True) if v is None)
     _refuse(
@@ -505,33 +507,42 @@ def _pair(events: list[Event], ranks: Sequence[int], source: str) -> list[Op]:
     ]
 
 
+_new_op = partial(tuple.__new__, Op)  # an Op from a tuple, without NamedTuple's slower __new__
+
+
 def _op(k: int, invoke: Event, call: int, completion: Event | None, ret: int | None) -> Op:
     """Operation `k`: an invocation of rank `call` and its completion (None if none)."""
     if completion is None:
-        return Op(
+        return _new_op(
+            (
+                k,
+                invoke.process,
+                invoke.f,
+                invoke.key,
+                invoke.value,
+                None,
+                "info",
+                call,
+                None,
+                invoke,
+                None,
+            )
+        )
+    status = completion.type
+    result = completion.value if status == "ok" else None
+    known = ret if status == "ok" or status == "fail" else None
+    return _new_op(
+        (
             k,
             invoke.process,
             invoke.f,
             invoke.key,
             invoke.value,
-            None,
-            "info",
+            result,
+            status,
             call,
-            None,
+            known,
             invoke,
-            None,
+            completion,
         )
-    status = completion.type
-    return Op(
-        k,
-        invoke.process,
-        invoke.f,
-        invoke.key,
-        invoke.value,
-        completion.value if status == "ok" else None,
-        status,
-        call,
-        ret if status == "ok" or status == "fail" else None,
-        invoke,
-        completion,
     )

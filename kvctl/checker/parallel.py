@@ -25,9 +25,11 @@ def run(
     task: Task, keys: list[Hashable], budget: float, full: bool, workers: int | None = None
 ) -> list[Any]:
     """`task(key, seconds)` for each key, in key order; stops at the first invalid one."""
-    workers = workers or _cpus()
-    if "fork" not in multiprocessing.get_all_start_methods():
+    # One key needs no pool: spare the system calls that size it.
+    if len(keys) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         workers = 1
+    else:
+        workers = workers or _cpus()
     order = {key: n for n, key in enumerate(keys)}
     if workers > 1 and len(keys) >= MANY:
         done = _pooled(task, keys, budget, full, workers)
