@@ -106,7 +106,7 @@ def read_jepsen_log(text: str, source: str) -> History:
             value = values[texts[3]] if len(texts) == 4 else values[""]
         except (KeyError, IndexError):
             process, kind, f, value = _log_fields(raw, caches, source, line, texts)
-        if kind != "invoke" and value == _TIMED_OUT:
+        if kind != "invoke" and type(value) is Keyword and value == _TIMED_OUT:  # not "timed-out"
             kind, value = "info", None
         events.append(Event(process, kind, f, None, value, None, None, line))
     return History(tuple(events), source)

@@ -40,6 +40,19 @@ def test_jepsen_log(tmp_path: Path) -> None:
     assert check(h).valid is True
 
 
+def test_jepsen_log_string_timed_out_is_a_value(tmp_path: Path) -> None:
+    # Only the keyword :timed-out means an unknown outcome; a read of the string "timed-out"
+    # (a str, as the keyword is) saw a value nobody wrote: not linearizable.
+    log = (
+        "INFO  jepsen.util - 0\t:invoke\t:read\tnil\n"
+        'INFO  jepsen.util - 0\t:ok\t:read\t"timed-out"\n'
+    )
+    h = load(_write(tmp_path, "string.log", log))
+    (read,) = h.ops
+    assert (read.status, read.result) == ("ok", "timed-out")
+    assert check(h).valid is False
+
+
 def test_jepsen_log_fields_read_alike_whatever_the_blanks(tmp_path: Path) -> None:
     # Tab-split fields are a shortcut: lines with other blanks read as the line pattern reads
     # them, even after lines that filled the field caches with the same texts.
