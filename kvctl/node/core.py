@@ -40,6 +40,7 @@ from kvctl.node.messages import (
     Command,
     ConfigAnnounce,
     Ping,
+    Pong,
     Snapshot,
     StateReply,
     StateRequest,
@@ -100,6 +101,8 @@ class NodeReady:
     installed: list[tuple[Instance, Snapshot]] = field(default_factory=list)
     applied: list[tuple[Instance, int, Any]] = field(default_factory=list)  # (inst, idx, entry)
     compacted: list[tuple[Instance, Snapshot]] = field(default_factory=list)
+    # Peers whose connection from us seems stuck (routing.py): the host reconnects to them.
+    stalled_links: list[str] = field(default_factory=list)
 
 
 class NodeCore:
@@ -161,7 +164,11 @@ class NodeCore:
     def peer_message(self, src: str, group: Any, msg: Any) -> None:
         self.reach.heard(src, self._now)
         if group == NODE_LEVEL:
-            if isinstance(msg, ClientForward):
+            if isinstance(msg, Ping):
+                self._ready.messages.append((src, NODE_LEVEL, Pong()))
+            elif isinstance(msg, Pong):
+                self.reach.answered(src, self._now)
+            elif isinstance(msg, ClientForward):
                 self._route(PeerSink(src, msg.forward_id), msg.request, hops=msg.hops)
             elif isinstance(msg, ClientForwardReply):
                 self._forward_answered(msg)
@@ -207,10 +214,7 @@ class NodeCore:
             replica.tick()
             self._dirty[instance] = None
         if self._now % PING_TICKS == 0:
-            ping = Ping()
-            self._ready.messages.extend(
-                (peer, NODE_LEVEL, ping) for peer in self.addresses if peer != self.name
-            )
+            self._ping()
             self._retry_forwards()
         if self._now % 50 == 0:
             self._expire_requests()
@@ -410,6 +414,14 @@ class NodeCore:
         forward = Forward(sink, group, tuple(request), hops + 1, self._now, self._now)
         self._forwards[self._next_forward] = forward
         self._send_forward(self._next_forward, forward, target)
+
+    def _ping(self) -> None:
+        ping = Ping()
+        for peer in self.addresses:
+            if peer != self.name:
+                self.reach.pinged(peer, self._now)
+                self._ready.messages.append((peer, NODE_LEVEL, ping))
+        self._ready.stalled_links = self.reach.stalled(self._now)
 
     def _send_forward(self, forward_id: int, forward: Forward, target: str) -> None:
         forward.tried.append(target)

@@ -211,7 +211,13 @@ class StateReply:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """Node-level: I am here. Tells routing which peers it can reach (routing.py)."""
+    """Node-level: are you there? Answered by a Pong over the answerer's own link, so a
+    Pong proves the round trip (routing.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The answer to a Ping."""
 
 
 PEER_MESSAGES: tuple[type, ...] = (
@@ -232,6 +238,7 @@ PEER_MESSAGES: tuple[type, ...] = (
     ReadConfirm,
     ReadConfirmed,
     Ping,
+    Pong,
 )
 
 

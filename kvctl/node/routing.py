@@ -2,12 +2,16 @@
 
 A forward goes to the node believed to lead the key's group, unless that node is out of
 reach: then to another member we can reach, which forwards it on (a request passes through
-at most two hops). A peer is reachable while we have heard from it lately: every node pings
-every other every `PING_TICKS`, and any message counts. A forward that gets no answer within
-`RETRY_TICKS` goes to the next candidate, up to `MAX_TRIES` nodes, so a request is never held
-until the client's timeout because one link is cut. The retry keeps the forward's id, so the
-first answer settles it; since several nodes may then have proposed it, a definite refusal
-from one of them no longer proves that it did not happen.
+at most two hops). A peer is reachable while it answers our pings: every node pings every
+other every `PING_TICKS`, and a Pong proves the round trip. A peer that sends us messages but
+leaves our pings unanswered for `STALL_TICKS` has a stalled link from us (TCP backing off
+after a partition healed, say): the host resets that connection rather than wait for it.
+
+A forward that gets no answer within `RETRY_TICKS` goes to the next candidate, up to
+`MAX_TRIES` nodes, so a request is never held until the client's timeout because one link is
+cut. The retry keeps the forward's id, so the first answer settles it; since several nodes
+may then have proposed it, a definite refusal from one of them no longer proves that it did
+not happen.
 
 Sans-IO like the rest of the core: time is the core's tick count.
 """
@@ -20,6 +24,7 @@ from typing import Any
 
 PING_TICKS = 10
 REACH_TICKS = 35  # more than three pings missed: out of reach
+STALL_TICKS = 60
 RETRY_TICKS = 40
 MAX_TRIES = 3
 
@@ -53,17 +58,38 @@ class Forward:
 
 
 class Reachability:
-    """When we last heard from each peer."""
+    """Which peers answer our pings, and since when the others have not."""
 
     def __init__(self) -> None:
+        self._answered: dict[str, int] = {}
+        self._asked_since: dict[str, int] = {}  # the oldest ping not answered yet
         self._heard: dict[str, int] = {}
+
+    def pinged(self, peer: str, now: int) -> None:
+        self._asked_since.setdefault(peer, now)
+
+    def answered(self, peer: str, now: int) -> None:
+        self._answered[peer] = now
+        self._asked_since.pop(peer, None)
 
     def heard(self, peer: str, now: int) -> None:
         self._heard[peer] = now
 
     def reachable(self, peer: str, now: int) -> bool:
-        last = self._heard.get(peer)
+        last = self._answered.get(peer)
         return last is not None and now - last <= REACH_TICKS
+
+    def stalled(self, now: int) -> list[str]:
+        """Peers we hear from that have not answered a ping for STALL_TICKS: the way from us
+        to them is stuck while the way back works."""
+        stalled = [
+            peer
+            for peer, since in self._asked_since.items()
+            if now - since >= STALL_TICKS and now - self._heard.get(peer, -STALL_TICKS) <= 20
+        ]
+        for peer in stalled:
+            self._asked_since[peer] = now  # give the new connection its own chance
+        return stalled
 
     def pick(
         self, candidates: Iterable[str], exclude: Iterable[str | None], now: int

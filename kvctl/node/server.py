@@ -47,6 +47,10 @@ from kvctl.node.wire import (
 )
 
 log = logging.getLogger("kvctl.node")
+# While a peer is cut off, try a fresh connection often: after the heal the next attempt gets
+# through, instead of a SYN retransmitted seconds later by an attempt begun during the cut.
+CONNECT_TIMEOUT_S = 0.5
+MAX_RECONNECT_DELAY_S = 0.25
 STORAGE_FAILED = 70  # exit status (EX_SOFTWARE's neighbour): a write or fsync failed
 CORRUPT_DATA = 74  # exit status (EX_IOERR): the data directory holds a corrupt log
 Outgoing = tuple[str, Any, Any]  # (destination, instance or NODE_LEVEL, message)
@@ -161,6 +165,10 @@ class NodeServer:
         ready = self.core.take_ready()
         for name, address in ready.new_peers.items():
             self._add_link(name, address)
+        for name in ready.stalled_links:
+            link = self.links.get(name)
+            if link is not None:
+                link.reset()
         later: list[Outgoing] = []
         early: list[Outgoing] = []
         for m in ready.messages:
@@ -365,6 +373,15 @@ class PeerLink:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
+    def reset(self) -> None:
+        """Drop a connection that carries nothing (the peer hears us no more, though we hear
+        it): after a partition heals, TCP may back off for seconds before it retransmits,
+        while a new connection gets through at once. Abort, not close: close would wait for
+        the stuck buffer to drain."""
+        if self.transport is not None:
+            log.warning("no answer from %s over our connection: reconnecting", self.name)
+            self.transport.abort()
+
     async def _maintain(self) -> None:
         loop = asyncio.get_running_loop()
         delay = 0.05
@@ -373,11 +390,11 @@ class PeerLink:
             try:
                 transport, _ = await asyncio.wait_for(
                     loop.create_connection(functools.partial(_Outbound, lost), *self.addr),
-                    timeout=2,
+                    timeout=CONNECT_TIMEOUT_S,
                 )
             except (TimeoutError, OSError):
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
                 continue
             delay = 0.05
             transport.write(frame(("peer", self.server.config.name)))

@@ -101,9 +101,14 @@ class Storage:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / WAL_NAME
         self.min_rewrite_bytes = min_rewrite_bytes
+        created = not self.path.exists()
         # unbuffered: each batch is one write(2), with no copy into a buffer first
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held for life
         self._size = self._size_after_rewrite = self._file.tell()
+        if created:
+            # The file's name is a directory entry: until the directory is synced, a power
+            # cut can take the file away with everything later fsynced into it.
+            _fsync_dir(self.dir)
 
     def load(self) -> dict[Instance, DurableState]:
         """Replay the log; cut off a torn tail; CorruptLog for anything worse."""
@@ -151,14 +156,18 @@ class Storage:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(self.dir)
         self._file.close()
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
         self._size = self._size_after_rewrite = self._file.tell()
 
     def close(self) -> None:
         self._file.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -215,10 +215,6 @@ def test_commands_on_a_directory_without_the_filesystem_say_so(tmp_path: Path) -
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kvctl's store never fsyncs its data directory after creating wal.log (Storage.__init__ "
-    "in kvctl/node/storage.py), so a power cut in a node's first life erases its whole log, "
-    "synced promises and all; the store's fix turns this into a pass"))
 def test_kvctl_store_keeps_a_synced_promise_across_a_power_cut(root: Path) -> None:
     from kvctl.node.ballot import Ballot
     from kvctl.node.durable import SetPromise

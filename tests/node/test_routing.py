@@ -7,7 +7,7 @@ from __future__ import annotations
 from kvctl.node.core import FAIL, NODE_LEVEL, OK, UNKNOWN, NodeCore
 from kvctl.node.messages import ClientForward
 from kvctl.node.placement import Placement
-from kvctl.node.routing import PING_TICKS, RETRY_TICKS
+from kvctl.node.routing import PING_TICKS, RETRY_TICKS, STALL_TICKS, Reachability
 
 NODES = ("n1", "n2", "n3")
 FOUR = (*NODES, "n4")
@@ -73,3 +73,17 @@ def test_an_unanswered_forward_goes_to_another_member_and_a_late_refusal_is_not_
     assert forwards[:2] == [("n4", "n2"), ("n4", "n3")]
     statuses = [r[1] for _, r in responses]
     assert statuses and set(statuses) <= {OK, UNKNOWN}  # never a definite fail after a retry
+
+
+def test_a_peer_that_talks_to_us_but_never_answers_our_pings_has_a_stalled_link():
+    """After a partition heals, TCP may back off for seconds on our connection while the
+    peer's connection to us works: the core names such peers so the host reconnects."""
+    reach = Reachability()
+    for now in range(0, STALL_TICKS + 1, PING_TICKS):
+        reach.pinged("n2", now)
+        reach.pinged("n3", now)
+        reach.heard("n2", now)  # n2's own messages arrive; n3 is silent (a real cut)
+        reach.answered("n4", now)
+    assert reach.stalled(STALL_TICKS) == ["n2"]
+    assert reach.stalled(STALL_TICKS + 1) == []  # the new connection gets its own chance
+    assert reach.reachable("n4", STALL_TICKS) and not reach.reachable("n2", STALL_TICKS)
