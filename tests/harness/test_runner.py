@@ -40,7 +40,9 @@ def test_partitions_on_five_containers_come_out_valid(docker_engine, cluster_nam
                                         "--cluster-name", cluster_name, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert results["valid"] is True
-    assert results["counts"]["all"]["ok"] > 500
+    # Work got done (an all-fail history is trivially valid); a loaded 2-core machine
+    # managed 352 in one run, so the bar is work done, not a throughput.
+    assert results["counts"]["all"]["ok"] > 100
     assert "start-partition" in faults(history) and faults(history)[-1] == "heal-partition"
     assert results["unread_keys"] == []
     run = (tmp_path / "store" / "latest").resolve()
