@@ -22,7 +22,7 @@ import posixpath
 import random
 import shutil
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -35,7 +35,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def fuse_errors(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def fuse_errors(
+    handler: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
     """OSError becomes the FUSEError the kernel understands; after a crash, everything is EIO."""
 
     @functools.wraps(handler)

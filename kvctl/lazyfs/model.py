@@ -257,7 +257,7 @@ class PageCache:
     def _commit(self, count: int) -> list[Delete]:
         """The first `count` journal entries are durable."""
         done, self._journal = self._journal[:count], self._journal[count:]
-        deletes = []
+        deletes: list[Delete] = []
         for entry in done:
             deletes.extend(entry.parked)
             for file in entry.parked_files:
