@@ -54,7 +54,7 @@ async def _serve_control(fs: LazyFS, address: str) -> None:
     )
 
 
-async def _answer(fs: LazyFS, stream: trio.SocketStream) -> None:
+async def _answer(fs: LazyFS, stream: trio.abc.Stream) -> None:
     async with stream:
         request = b""
         while not request.endswith(b"\n"):
