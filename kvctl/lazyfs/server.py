@@ -6,6 +6,7 @@ loop runs one thing at a time, so a crash always lands between two whole file op
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import signal
@@ -49,12 +50,10 @@ async def _serve_control(fs: LazyFS, address: str) -> None:
     listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     await listener.bind(address)
     listener.listen()
-    await trio.serve_listeners(
-        lambda stream: _answer(fs, stream), [trio.SocketListener(listener)]
-    )
+    await trio.serve_listeners(functools.partial(_answer, fs), [trio.SocketListener(listener)])
 
 
-async def _answer(fs: LazyFS, stream: trio.abc.Stream) -> None:
+async def _answer(fs: LazyFS, stream: trio.SocketStream) -> None:
     async with stream:
         request = b""
         while not request.endswith(b"\n"):
