@@ -53,6 +53,11 @@ def fail(op: str, error: ErrorCode, detail: str) -> NoReturn:
     raise Indeterminate(message)
 
 
+def describe(exc: Exception) -> str:
+    """An exception as a line of a client error: its type, and its text when it has one."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 # -- values ----------------------------------------------------------------------------------
 
 

@@ -18,7 +18,16 @@ import httpx
 
 from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
-from kvctl.db import DB, LAZYFS_UNTRIED, TIMEOUT_S, NodePlan, decode, encode, fail
+from kvctl.db import (
+    DB,
+    LAZYFS_UNTRIED,
+    TIMEOUT_S,
+    NodePlan,
+    decode,
+    describe,
+    encode,
+    fail,
+)
 from kvctl.node import errors
 
 CONNECT_TIMEOUT_S = 1.0
@@ -99,11 +108,11 @@ class EtcdClient:
         try:
             response = await self.http.post(path, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            fail(op, errors.TEMPORARILY_UNAVAILABLE, _describe(exc))
+            fail(op, errors.TEMPORARILY_UNAVAILABLE, describe(exc))
         except httpx.TimeoutException as exc:
-            fail(op, errors.TIMEOUT, _describe(exc))
+            fail(op, errors.TIMEOUT, describe(exc))
         except httpx.TransportError as exc:
-            fail(op, errors.CRASH, _describe(exc))
+            fail(op, errors.CRASH, describe(exc))
         try:
             reply: dict[str, Any] = response.json()
         except ValueError:
@@ -112,10 +121,6 @@ class EtcdClient:
             kind = GRPC_KINDS.get(int(reply.get("code", -1)), errors.CRASH)
             fail(op, kind, str(reply.get("error") or reply.get("message") or reply))
         return reply
-
-
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class Etcd(DB):

@@ -31,7 +31,16 @@ from nats.js.kv import KeyValue
 
 from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
-from kvctl.db import DB, LAZYFS_UNTRIED, TIMEOUT_S, NodePlan, decode, encode, fail
+from kvctl.db import (
+    DB,
+    LAZYFS_UNTRIED,
+    TIMEOUT_S,
+    NodePlan,
+    decode,
+    describe,
+    encode,
+    fail,
+)
 from kvctl.node import errors
 
 BUCKET = "kv"
@@ -108,7 +117,7 @@ class NatsClient:
             self._kv = await js.key_value(BUCKET)
         except (NatsError, OSError, TimeoutError) as exc:
             await self.close()
-            fail(op, errors.TEMPORARILY_UNAVAILABLE, f"{self.server}: {_describe(exc)}")
+            fail(op, errors.TEMPORARILY_UNAVAILABLE, f"{self.server}: {describe(exc)}")
         return self._kv
 
 
@@ -134,16 +143,12 @@ async def _ignore(error: Exception) -> None:
 
 def _fail(op: str, exc: Exception) -> NoReturn:
     if isinstance(exc, DEFINITE):
-        fail(op, errors.TEMPORARILY_UNAVAILABLE, _describe(exc))
+        fail(op, errors.TEMPORARILY_UNAVAILABLE, describe(exc))
     if isinstance(exc, NatsTimeoutError):
-        fail(op, errors.TIMEOUT, _describe(exc))
+        fail(op, errors.TIMEOUT, describe(exc))
     if isinstance(exc, APIError):  # JetStream answered with a refusal
-        fail(op, errors.ABORT, _describe(exc))
-    fail(op, errors.CRASH, _describe(exc))
-
-
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        fail(op, errors.ABORT, describe(exc))
+    fail(op, errors.CRASH, describe(exc))
 
 
 class Nats(DB):
