@@ -96,7 +96,8 @@ class Reachability:
     ) -> str | None:
         """The first candidate not excluded that we can reach; failing that, the first one
         not excluded at all (reachability is only known for peers that talk to us)."""
-        allowed = [c for c in dict.fromkeys(candidates) if c not in set(exclude)]
+        excluded = set(exclude)
+        allowed = [c for c in dict.fromkeys(candidates) if c not in excluded]
         reachable = [c for c in allowed if self.reachable(c, now)]
         choices = reachable or allowed
         return choices[0] if choices else None
