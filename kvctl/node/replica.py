@@ -155,15 +155,15 @@ class Replica:
         if ready.install is not None:
             self.machine.restore(ready.install.state)
         for index, entry in out.applied:
-            result = self.machine.apply(entry, index)
+            cmd = as_command(entry)  # typed once; the state machine takes it as it is
+            result = self.machine.apply(cmd, index)
             if result is not None:
                 out.results.append(result)
-            stop = as_command(entry)
-            if isinstance(stop, StopSign):
+            if isinstance(cmd, StopSign):
                 # A StopSign is the last entry of its log: the next config starts after it.
                 base = Snapshot(self.paxos.decided_idx, self.machine.export())
                 self.stopped = out.stopped = StopSignApplied(
-                    tuple(stop.members), tuple(stop.addresses), base
+                    tuple(cmd.members), tuple(cmd.addresses), base
                 )
         for client_id, seq, key in ready.reads:  # after the decided entries: their state
             out.results.append((client_id, seq, self.machine.read(key)))
