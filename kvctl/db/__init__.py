@@ -25,11 +25,13 @@ from kvctl.node.errors import ErrorCode
 
 DEFAULT_DB = "kvctl"
 DATABASES = ("kvctl", "etcd", "redis", "nats")
-# The lazy filesystem's faults are made for kvctl's node (its WAL file, its data directory on
-# the FUSE mount); a store here that has not been run on it refuses them.
+# Every store keeps its data under the node's data directory, which `power` puts on the lazy
+# filesystem; `corrupt` names the files it damages, and it knows only kvctl's (its WAL). A
+# store not yet run under power (Redis) refuses both.
+KVCTL_FILES_ONLY = {"corrupt": "the corrupt fault knows only kvctl's own data files"}
 LAZYFS_UNTRIED = {
     "power": "the lazy filesystem has not been tried under it yet",
-    "corrupt": "the corrupt fault knows only kvctl's own data files",
+    **KVCTL_FILES_ONLY,
 }
 # Every store's read modes, for a command-line choice (each store checks its own).
 READ_MODES = ("linearizable", "stale", "direct", "leader", "primary")

@@ -20,7 +20,7 @@ from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
 from kvctl.db import (
     DB,
-    LAZYFS_UNTRIED,
+    KVCTL_FILES_ONLY,
     TIMEOUT_S,
     NodePlan,
     decode,
@@ -131,7 +131,7 @@ class Etcd(DB):
     read_modes = ("linearizable", "stale")
     refused = {
         "membership": "kvctl does not change etcd's membership (etcdctl member add/remove)",
-        **LAZYFS_UNTRIED,
+        **KVCTL_FILES_ONLY,
     }
 
     def plan(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> NodePlan:

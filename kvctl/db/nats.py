@@ -33,7 +33,7 @@ from kvctl.client import ClientError
 from kvctl.control.backend import ClusterSpec, NodeSpec
 from kvctl.db import (
     DB,
-    LAZYFS_UNTRIED,
+    KVCTL_FILES_ONLY,
     TIMEOUT_S,
     NodePlan,
     decode,
@@ -159,7 +159,7 @@ class Nats(DB):
     read_modes = ("direct", "leader")
     refused = {
         "membership": "kvctl does not move JetStream peers between servers",
-        **LAZYFS_UNTRIED,
+        **KVCTL_FILES_ONLY,
     }
 
     def plan(self, spec: ClusterSpec, node: NodeSpec, data_dir: str) -> NodePlan:

@@ -46,6 +46,15 @@ def test_a_fault_a_store_cannot_take_is_refused_with_the_reason():
         get_db("redis").check_faults(["kill", "corrupt"])
 
 
+@pytest.mark.parametrize("name", ["etcd", "nats"])
+def test_etcd_and_nats_take_power_but_not_corrupt_which_knows_only_kvctls_files(name):
+    get_db(name).check_faults(["power", "kill", "partition"])
+    with pytest.raises(DBError, match=rf"{name} cannot take the corrupt fault: .*kvctl's own"):
+        get_db(name).check_faults(["power", "corrupt"])
+    with pytest.raises(DBError, match=r"redis cannot take the power fault: .*not been tried"):
+        get_db("redis").check_faults(["power"])
+
+
 def test_a_read_mode_a_store_lacks_is_refused():
     get_db("nats").check_read_mode("leader")
     with pytest.raises(DBError, match="redis has no read mode 'stale'"):
