@@ -430,12 +430,18 @@ class NodeCore:
         self._ready.messages.append((target, NODE_LEVEL, message))
 
     def _forward_answered(self, msg: ClientForwardReply) -> None:
-        forward = self._forwards.pop(msg.forward_id, None)
+        forward = self._forwards.get(msg.forward_id)
         if forward is None:
             return  # answered already, by another try
         status, value, leader = msg.response
         if leader and self.current(forward.group) is None:
             self.leader_cache[forward.group] = leader  # next time, straight there
+        if status == FAIL and _is_unavailable(value):
+            target = self._next_try(forward)
+            if target is not None:  # that member cannot reach a leader: another may
+                self._send_forward(msg.forward_id, forward, target)
+                return
+        del self._forwards[msg.forward_id]
         if status == FAIL and len(forward.tried) > 1:
             # Another try may have been proposed: this refusal does not settle it.
             text = f"a retried forward was refused ({value}); an earlier try may still apply"
@@ -444,19 +450,36 @@ class NodeCore:
         self._deliver(forward.sink, (status, value, leader))
 
     def _retry_forwards(self) -> None:
-        """Forwards unanswered for RETRY_TICKS go to the next candidate we can reach."""
+        """Forwards unanswered for RETRY_TICKS go to the next candidate we can reach; with no
+        such candidate left, the request is answered as unknown (a try may yet apply), so
+        the client can go to another node rather than wait out its timeout here."""
+        given_up = []
         for forward_id, forward in self._forwards.items():
-            if self._now - forward.last_sent < RETRY_TICKS or len(forward.tried) >= MAX_TRIES:
+            if self._now - forward.last_sent < RETRY_TICKS:
                 continue
             self.leader_cache.pop(forward.group, None)
-            came_from = forward.sink.node if isinstance(forward.sink, PeerSink) else None
-            target = self.reach.pick(
-                self.configs[forward.group].members,
-                (self.name, came_from, *forward.tried),
-                self._now,
-            )
-            if target is not None and self.reach.reachable(target, self._now):
+            target = self._next_try(forward)
+            if target is not None:
                 self._send_forward(forward_id, forward, target)
+            else:
+                given_up.append(forward_id)
+        for forward_id in given_up:
+            forward = self._forwards.pop(forward_id)
+            text = f"no answer from {', '.join(forward.tried)}, and no other member in reach"
+            self._deliver(forward.sink, error(errors.TIMEOUT, text))
+
+    def _next_try(self, forward: Forward) -> str | None:
+        """The member `forward` goes to next: one in reach it has not tried, none if it has
+        had its MAX_TRIES (or the member it came from is all that is left)."""
+        if len(forward.tried) >= MAX_TRIES:
+            return None
+        came_from = forward.sink.node if isinstance(forward.sink, PeerSink) else None
+        target = self.reach.pick(
+            self.configs[forward.group].members,
+            (self.name, came_from, *forward.tried),
+            self._now,
+        )
+        return target if target is not None and self.reach.reachable(target, self._now) else None
 
     def _wait(self, group: int, client_id: int, seq: int, sink: Sink) -> None:
         """Answer `sink` when the current replica of `group` yields (client_id, seq)."""
@@ -515,6 +538,12 @@ class NodeCore:
             "configs": {g: [c.id, list(c.members)] for g, c in self.configs.items()},
             "addresses": dict(self.addresses),
         }
+
+
+def _is_unavailable(value: Any) -> bool:
+    """Whether a refusal says its node could reach no leader (so another member may)."""
+    code = value[0] if isinstance(value, (list, tuple)) and value else None
+    return code == errors.TEMPORARILY_UNAVAILABLE.code
 
 
 def _validate(request: tuple[Any, ...], groups: int) -> Refusal | None:

@@ -11,7 +11,9 @@ A forward that gets no answer within `RETRY_TICKS` goes to the next candidate, u
 `MAX_TRIES` nodes, so a request is never held until the client's timeout because one link is
 cut. The retry keeps the forward's id, so the first answer settles it; since several nodes
 may then have proposed it, a definite refusal from one of them no longer proves that it did
-not happen.
+not happen. When no candidate is left that might answer, the request is answered at once:
+refused (definitely) if it was never sent on, unknown if it was; either way the client can try
+another node instead of waiting out its timeout on one that cannot help it.
 
 Sans-IO like the rest of the core: time is the core's tick count.
 """
@@ -79,6 +81,12 @@ class Reachability:
         last = self._answered.get(peer)
         return last is not None and now - last <= REACH_TICKS
 
+    def unreachable(self, peer: str, now: int) -> bool:
+        """Known to be out of reach: pinged more than REACH_TICKS ago, and silent since. A peer
+        we have not asked long enough (just after a start) is neither."""
+        since = self._asked_since.get(peer)
+        return since is not None and now - since > REACH_TICKS
+
     def stalled(self, now: int) -> list[str]:
         """Peers we hear from that have not answered a ping for STALL_TICKS: the way from us
         to them is stuck while the way back works."""
@@ -95,9 +103,10 @@ class Reachability:
         self, candidates: Iterable[str], exclude: Iterable[str | None], now: int
     ) -> str | None:
         """The first candidate not excluded that we can reach; failing that, the first one
-        not excluded at all (reachability is only known for peers that talk to us)."""
+        not known to be out of reach (none is known until it has had time to answer a ping);
+        None if every candidate is excluded or out of reach."""
         excluded = set(exclude)
         allowed = [c for c in dict.fromkeys(candidates) if c not in excluded]
         reachable = [c for c in allowed if self.reachable(c, now)]
-        choices = reachable or allowed
+        choices = reachable or [c for c in allowed if not self.unreachable(c, now)]
         return choices[0] if choices else None

@@ -4,10 +4,17 @@ that gets no answer goes to another member instead of waiting for the client's t
 
 from __future__ import annotations
 
+from kvctl.node import errors
 from kvctl.node.core import FAIL, NODE_LEVEL, OK, UNKNOWN, NodeCore
 from kvctl.node.messages import ClientForward
 from kvctl.node.placement import Placement
-from kvctl.node.routing import PING_TICKS, RETRY_TICKS, STALL_TICKS, Reachability
+from kvctl.node.routing import (
+    PING_TICKS,
+    REACH_TICKS,
+    RETRY_TICKS,
+    STALL_TICKS,
+    Reachability,
+)
 
 NODES = ("n1", "n2", "n3")
 FOUR = (*NODES, "n4")
@@ -87,3 +94,61 @@ def test_a_peer_that_talks_to_us_but_never_answers_our_pings_has_a_stalled_link(
     assert reach.stalled(STALL_TICKS) == ["n2"]
     assert reach.stalled(STALL_TICKS + 1) == []  # the new connection gets its own chance
     assert reach.reachable("n4", STALL_TICKS) and not reach.reachable("n2", STALL_TICKS)
+
+
+def _cut_off(names, ticks):
+    """Cores for `names` in a four-node, one-group cluster (group 0: n1, n2, n3); only
+    these exist, so pings to the others go unanswered for `ticks` ticks."""
+    cores = {name: NodeCore(name, Placement(FOUR, 1, 3)) for name in names}
+    for core in cores.values():
+        core.addresses.update({n: n for n in FOUR})
+    _run(cores, ticks=ticks)
+    return cores
+
+
+def test_a_router_cut_from_every_member_refuses_at_once_and_definitely():
+    """n4 has pinged n1, n2 and n3 for longer than REACH_TICKS without an answer: it sends
+    nothing on and says so now, not at the client's timeout (issue #13)."""
+    cores = _cut_off(("n4",), REACH_TICKS + 2 * PING_TICKS)
+    cores["n4"].client_request(7, WRITE)
+    forwards, responses = _run(cores, rounds=1)
+    assert forwards == []
+    [(conn, (req_id, status, value, _))] = responses
+    assert (conn, req_id, status) == (7, 1, FAIL)
+    assert value[0] == errors.TEMPORARILY_UNAVAILABLE.code
+
+
+def test_the_second_hop_refuses_at_once_when_it_cannot_reach_the_group_either():
+    """n4 reaches n2 only; n2, a member, reaches no other member: the refusal comes back
+    through n4 at once, still definite (nothing was proposed)."""
+    cores = _cut_off(("n2", "n4"), REACH_TICKS + 2 * PING_TICKS)
+    cores["n4"].leader_cache[0] = "n1"
+    cores["n4"].client_request(7, WRITE)
+    forwards, responses = _run(cores)
+    assert forwards == [("n4", "n2")]
+    [(_, (_, status, value, _))] = responses
+    assert status == FAIL and value[0] == errors.TEMPORARILY_UNAVAILABLE.code
+
+
+def test_a_forward_with_no_candidate_left_is_answered_unknown_long_before_the_timeout():
+    """Every forward is lost (n2 and n3 answer pings, never forwards): after trying both,
+    n4 answers unknown within RETRY_TICKS of the last try, not after request_timeout_ticks."""
+    cores = _cut_off(("n2", "n3", "n4"), PING_TICKS * 2)
+    cores["n4"].leader_cache[0] = "n2"
+    cores["n4"].client_request(7, WRITE)
+    responses, forwards, ticks = [], [], 0
+    while not responses and ticks < 3 * RETRY_TICKS:
+        ticks += 1
+        for name, core in cores.items():
+            core.tick()
+            ready = core.take_ready()
+            responses += ready.responses
+            for dst, group, msg in ready.messages:
+                if isinstance(msg, ClientForward):
+                    forwards.append((name, dst))
+                elif dst in cores and group == NODE_LEVEL:
+                    cores[dst].peer_message(name, group, msg)
+    assert forwards == [("n4", "n2"), ("n4", "n3")]
+    assert ticks <= 2 * RETRY_TICKS + PING_TICKS < cores["n4"].request_timeout_ticks
+    [(_, (_, status, value, _))] = responses
+    assert status == UNKNOWN and value[0] == errors.TIMEOUT.code
