@@ -11,6 +11,8 @@ definite refusal does not undo an earlier attempt, so the outcome is then indete
 
 One `Client` shares one connection per node among any number of concurrent operations;
 each operation borrows a session (client id, next seq) that has nothing else outstanding.
+A client with a `home` node (a test's worker, bound to a node as Jepsen binds them) sends
+every operation there first; only what its home cannot serve goes on to other nodes.
 """
 
 from __future__ import annotations
@@ -105,10 +107,14 @@ class Client:
         *,
         timeout: float = 5.0,
         attempt_timeout: float = 1.0,
+        home: str | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("no node addresses given")
+        if home is not None and home not in addresses:
+            raise ValueError(f"home node {home!r} is not among the addresses given")
         self.addresses = dict(addresses)
+        self.home = home
         self.timeout = timeout
         self.attempt_timeout = attempt_timeout
         self._conns: dict[str, _Connection] = {}
@@ -179,7 +185,7 @@ class Client:
     ) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        maybe_sent = False
+        maybe_sent, first_try = False, True
         last_error = "no node reachable"
         last_code: ErrorCode | None = None  # of the last answer, if the last attempt had one
         while True:
@@ -193,7 +199,8 @@ class Client:
                     last_error, last_code = str(exc), None
                     await asyncio.sleep(min(0.1, remaining))
                     continue
-            node = self._pick(group)
+            node = self.home if self.home and first_try else self._pick(group)
+            first_try = False
             try:
                 conn = await self._connection(node)
             except (OSError, TimeoutError) as exc:

@@ -36,7 +36,11 @@ class Kvctl(DB):
         return [sys.executable, "-m", "kvctl", *argv]
 
     def client(self, spec: ClusterSpec, node: str, timeout: float = TIMEOUT_S) -> Client:
-        return Client({node: spec.node(node).address}, timeout=timeout)
+        """Bound to `node`: every operation goes there first. What `node` says it cannot
+        serve (it reaches no leader of the key's group) goes on to the other nodes, as a
+        user's client with every address would: the side that can serve keeps serving."""
+        addresses = {n.name: n.address for n in spec.nodes}
+        return Client(addresses, timeout=timeout, home=node)
 
     async def setup(self, spec: ClusterSpec, timeout: float) -> None:
         """Every replication group commits a linearizable read (as `kvctl up` waits)."""
