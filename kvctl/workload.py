@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -188,26 +188,29 @@ class RegisterWorkload:
         return await client.cas(key, value[0], value[1])
 
     async def final_reads(self, deadline: float) -> list[str]:
-        """Read every key the run used until each read succeeds; the keys left unread."""
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for key in self.keys.used:
-            queue.put_nowait(key)
-        unread: list[str] = []
+        """Read every key the run used until one read of it succeeds; the keys left unread.
+
+        A worker stays on its node (its processes are bound there), so a key whose read fails
+        goes back in line for the next worker free: a key is read through another node when
+        its first reader's node stays down."""
+        waiting = deque(self.keys.used)
+        unread = set(self.keys.used)
 
         async def reader(worker: int) -> None:
             loop = asyncio.get_running_loop()
-            while not queue.empty():
-                key = queue.get_nowait()
-                while True:
-                    if loop.time() >= deadline:
-                        unread.append(key)
-                        break
-                    kind = await self.invoke(self._process[worker], "read", key, None)
-                    if kind == "ok":
-                        break
-                    if kind == "info":
-                        self._retire(worker)
+            while unread and loop.time() < deadline:
+                if not waiting:  # the rest are in other readers' hands
                     await asyncio.sleep(FINAL_RETRY)
+                    continue
+                key = waiting.popleft()
+                kind = await self.invoke(self._process[worker], "read", key, None)
+                if kind == "ok":
+                    unread.discard(key)
+                    continue
+                if kind == "info":
+                    self._retire(worker)
+                waiting.append(key)
+                await asyncio.sleep(FINAL_RETRY)
 
         await asyncio.gather(*(reader(w) for w in range(self.options.concurrency)))
-        return unread
+        return [key for key in self.keys.used if key in unread]
