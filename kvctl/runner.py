@@ -47,6 +47,7 @@ from kvctl.control.provision import provision
 from kvctl.db import DEFAULT_DB, DBError, KVClient, db_of, get_db
 from kvctl.history import NEMESIS, History, thaw
 from kvctl.nemesis import schedule
+from kvctl.nemesis.power import Power, coverage_line
 from kvctl.report import TIMELINES, availability, stats, timeline
 from kvctl.workload import Options as WorkloadOptions
 from kvctl.workload import RegisterWorkload
@@ -377,8 +378,21 @@ async def _drive(run: _Run) -> dict[str, Any]:
         async with _showing(run, "final reads", counts, faults):
             loop = asyncio.get_running_loop()
             unread = await workload.final_reads(loop.time() + o.recovery)
-    return {"heal_errors": nem.heal_errors, "unread_keys": unread,
-            "keys_used": len(workload.keys.used)}
+    used = len(workload.keys.used)
+    run.log(f"final reads: {used - len(unread)} of {used} keys read after the heal"
+            + (f"; unread: {', '.join(unread)}" if unread else ""))
+    return {"heal_errors": nem.heal_errors, "unread_keys": unread, "keys_used": used,
+            **_power_coverage(run, nem)}
+
+
+def _power_coverage(run: _Run, nem: nemesis.Nemesis) -> dict[str, Any]:
+    """Which nodes lost power how often ({} in a run without power), said in the summary."""
+    for fault in nem.faults:
+        if isinstance(fault, Power):
+            coverage = fault.coverage()
+            run.log(coverage_line(coverage))
+            return {"power": coverage}
+    return {}
 
 
 @asynccontextmanager

@@ -6,12 +6,19 @@ directory is a lazy filesystem (kvctl.lazyfs) and the fault first tells it, thro
 `Backend.exec`, to forget every unsynced write and directory entry (or, torn, to keep a random
 prefix of them), and only then kills the node. A minority, a majority or every node loses power
 at once; stop restarts them. The disk faults share this shape: `corrupt` is the other one.
+
+Every node should lose power at least once a run, and random victims leave some node untouched
+in a short run, so the cuts are spread: the schedule says how many starts power will get, each
+cut takes nodes not yet cut before the others, and takes enough of them (a larger share, never
+a mislabelled one) that the starts left can still reach the rest. The run's results say which
+nodes lost power how often, and name any that never did (another fault held it, a cut failed).
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from kvctl.control.backend import BackendError
@@ -115,23 +122,62 @@ class DiskFault(NodeFault, ABC):
         return answer
 
 
+def share_sizes(share: str, total: int) -> tuple[int, int]:
+    """How many of `total` nodes a share may take, at the least and at the most."""
+    if share == "minority":
+        return 1, max(1, (total - 1) // 2)
+    if share == "majority":
+        return total // 2 + 1, total
+    return total, total
+
+
 class Power(DiskFault):
     """A minority, a majority or every node loses power; unsynced writes are forgotten or, half
-    the time, torn (a random prefix survives)."""
+    the time, torn (a random prefix survives). Nodes not yet cut go first."""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx, "power")
+        self.losses: Counter[str] = Counter()  # node -> times it lost power this run
+        self.starts_left: int | None = None  # starts the schedule still holds, once told
+
+    def planned(self, starts: int) -> None:
+        """The schedule will start this fault `starts` times (see kvctl.nemesis.schedule)."""
+        self.starts_left = starts
 
     def targets(self) -> tuple[str, list[str]]:
         free, total = self.ctx.free(), len(self.ctx.nodes)
-        share = self.rng.choice(SHARES)
-        if share == "minority":
-            size = self.rng.randint(1, max(1, (total - 1) // 2))
-        elif share == "majority":
-            size = self.rng.randint(total // 2 + 1, total)
-        else:
-            size = total
-        return share, sorted(self.rng.sample(free, min(size, len(free))))
+        need = self._need()
+        if self.starts_left:
+            self.starts_left -= 1
+        drawn = SHARES.index(self.rng.choice(SHARES))
+        # the drawn share, or the next larger one that can take what the remaining starts need
+        share = next(s for s in SHARES[drawn:] if share_sizes(s, total)[1] >= need)
+        low, high = share_sizes(share, total)
+        size = self.rng.randint(max(low, need), high)
+        fresh = [node for node in free if not self.losses[node]]
+        cut = [node for node in free if self.losses[node]]
+        order = self.rng.sample(fresh, len(fresh)) + self.rng.sample(cut, len(cut))
+        return share, sorted(order[:size])
+
+    def _need(self) -> int:
+        """Nodes this cut must take so that the starts left (this one too) can each take as
+        many and reach every node not cut yet; 0 when the schedule did not say."""
+        if not self.starts_left:
+            return 0
+        uncut = sum(1 for node in self.ctx.nodes if not self.losses[node])
+        return -(-uncut // self.starts_left)
+
+    def start(self) -> Value:
+        value = super().start()
+        failed = value.get("errors", {})
+        self.losses.update(node for node in value["nodes"] if node not in failed)
+        return value
+
+    def coverage(self) -> Value:
+        """Which nodes lost power how many times this run, and which never did."""
+        nodes = list(dict.fromkeys([*self.ctx.nodes, *self.losses]))
+        return {"losses": {node: self.losses[node] for node in nodes},
+                "never": [node for node in nodes if not self.losses[node]]}
 
     def disk_command(self, node: str) -> list[str]:
         if self.rng.random() < 0.5:
@@ -144,3 +190,11 @@ class Power(DiskFault):
         torn = [n for n, d in disks.items() if d.get("torn")]
         text = f"power cut {','.join(nodes)}: {lost} unsynced bytes and {undone} entries lost"
         return text + (f", torn on {','.join(torn)}" if torn else "")
+
+
+def coverage_line(coverage: Value) -> str:
+    """The coverage in words, for the run's summary: a node that never lost power is named."""
+    counts = ", ".join(f"{node} {times}x" for node, times in coverage["losses"].items())
+    if coverage["never"]:
+        return f"power lost: {counts}; NEVER lost power: {', '.join(coverage['never'])}"
+    return f"power lost: {counts}; every node lost power at least once"

@@ -8,7 +8,8 @@ The whole schedule is planned before the run from the seed alone, each fault fro
 generator (`{seed}/{fault}/schedule`): the same seed gives the same steps in the same order
 however long each action takes (an action that runs late delays the steps after it, never
 reorders them). The schedule ends before the deadline, possibly mid-fault: the final heal is
-the caller's, always.
+the caller's, always. A fault that spreads its targets over the run (`Paced`: power, so that
+every node loses power) is told how many starts it will get before the first step.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from kvctl.nemesis.compose import Nemesis
 
@@ -30,6 +32,13 @@ class Step:
     at: float
     fault: str
     verb: str
+
+
+@runtime_checkable
+class Paced(Protocol):
+    """A fault that chooses its targets knowing how many times it will start."""
+
+    def planned(self, starts: int) -> None: ...
 
 
 def plan(faults: Sequence[str], interval: float, duration: float, seed: int) -> list[Step]:
@@ -51,6 +60,9 @@ async def run(nemesis: Nemesis, steps: Sequence[Step], begun: float) -> None:
     """Take each step at its time after `begun` (the event loop's clock), one at a time."""
     loop = asyncio.get_running_loop()
     faults = {fault.name: fault for fault in nemesis.faults}
+    for name, fault in faults.items():
+        if isinstance(fault, Paced):
+            fault.planned(sum(1 for s in steps if s.fault == name and s.verb == "start"))
     for step in steps:
         await asyncio.sleep(max(0.0, begun + step.at - loop.time()))
         await nemesis.act(faults[step.fault], step.verb)

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from kvctl.history import History, thaw
+from kvctl.nemesis.power import coverage_line
 from kvctl.report import availability, plots, stats, timeline
 from kvctl.store import HISTORY, RunDir
 
@@ -70,6 +71,8 @@ def render(test: dict[str, Any], results: dict[str, Any], history: History,
     notes = [*results.get("notes", []), *(f"heal: {e}" for e in results.get("heal_errors", []))]
     if results.get("unread_keys"):
         notes.append(f"keys without a final read: {', '.join(results['unread_keys'])}")
+    if results.get("power"):
+        notes.append(coverage_line(results["power"]))
     return page(
         "index.html",
         test=_test_defaults(test),
