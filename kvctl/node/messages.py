@@ -244,5 +244,7 @@ PEER_MESSAGES: tuple[type, ...] = (
 
 # Replies that vouch for state on disk: a host sends them only after its fsync completes.
 # Everything else may leave before: a leader's Accept goes out while its own fsync runs,
-# and the leader counts itself only in a later step, after that fsync returned.
-AFTER_FSYNC: tuple[type, ...] = (Promise, Accepted, ReadConfirmed, ClientForwardReply)
+# and the leader counts itself only in a later step, after that fsync returned. A forwarded
+# request's reply, like a client response, reports only what is decided (durable at a
+# majority) or refused, so it waits for no fsync of the relaying node.
+AFTER_FSYNC: tuple[type, ...] = (Promise, Accepted, ReadConfirmed)

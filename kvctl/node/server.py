@@ -5,14 +5,19 @@ One TCP port serves peers and clients; a connection's first frame says which it 
 sends to a peer over its own outbound connection (reconnecting with backoff) and receives on
 the peer's. After any input the server schedules one flush for the current loop iteration:
 take the core's ready batch and send the messages that vouch for nothing (a leader's Accept
-leaves before its own fsync). Each batch becomes one WAL record.
+leaves before its own fsync) and the client responses, one frame per peer or client. Each
+batch becomes one WAL record.
+
+A response vouches for nothing on this node's disk: it reports an entry decided (durable at a
+majority, which counts this node only once its own fsync returned), a read by read index, or
+a refusal. So it never waits for an fsync, least of all for one of another group's batch.
 
 The fsync runs in a thread while the loop goes on, as a group commit: one fsync in flight at a
 time, covering every batch taken before it started (written then, in one write); batches
 taken meanwhile wait for the next one. When it returns, what vouches for its batches leaves
-(AFTER_FSYNC messages and client responses, one frame per peer or client) and the core hears
-`persisted`: only then does a leader count its own promise or acceptance. The simulator
-(kvctl/sim/world.py) drives the core the same way. Any failed write or fsync stops the node.
+(AFTER_FSYNC messages, one frame per peer) and the core hears `persisted`: only then does a
+leader count its own promise or acceptance. The simulator (kvctl/sim/world.py) drives the
+core the same way. Any failed write or fsync stops the node.
 """
 
 from __future__ import annotations
@@ -158,9 +163,9 @@ class NodeServer:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Take the core's ready batch: send what may leave before the fsync, and queue the
-        batch for the next group commit. What vouches for it (the AFTER_FSYNC messages, the
-        client responses, `persisted`) waits for that fsync."""
+        """Take the core's ready batch: send what may leave before the fsync (responses
+        included), and queue the batch for the next group commit. What vouches for it (the
+        AFTER_FSYNC messages, `persisted`) waits for that fsync."""
         self._flush_scheduled = False
         ready = self.core.take_ready()
         for name, address in ready.new_peers.items():
@@ -175,6 +180,8 @@ class NodeServer:
             (later if isinstance(m[2], AFTER_FSYNC) else early).append(m)
         if early:
             self._send(early)
+        if ready.responses:
+            self._respond(ready.responses)
         if ready.persist:
             self._unwritten.append(ready.persist)
             if self.storage.wants_rewrite and not self._syncing:
@@ -186,7 +193,7 @@ class NodeServer:
                     self.storage.rewrite(self.core.durable_state())
                 except OSError as exc:
                     _storage_failed(exc)
-        if not (ready.persist or later or ready.responses or ready.written):
+        if not (ready.persist or later or ready.written):
             return
         self._waiting.append((ready, later))
         if not self._syncing:
@@ -225,25 +232,28 @@ class NodeServer:
             self._start_fsync()
 
     def _complete(self, group: list[tuple[NodeReady, list[Outgoing]]]) -> None:
-        """The fsync covering `group` returned: send what vouches for it, answer its
-        clients, and tell the core (a leader may now count itself)."""
+        """The fsync covering `group` returned: send what vouches for it, and tell the core
+        (a leader may now count itself)."""
         later: list[Outgoing] = []
         written: dict[Instance, int] = {}
-        replies: dict[int, list[Any]] = defaultdict(list)
         for ready, messages in group:
             later += messages
             written.update(ready.written)
-            for conn, response in ready.responses:
-                replies[conn].append(response)
         if later:
             self._send(later)
+        if written:
+            self.core.persisted(written)
+            self.schedule_flush()
+
+    def _respond(self, responses: list[tuple[int, Any]]) -> None:
+        """One frame per client connection."""
+        replies: dict[int, list[Any]] = defaultdict(list)
+        for conn, response in responses:
+            replies[conn].append(response)
         for conn, batch in replies.items():
             transport = self.clients.get(conn)
             if transport is not None and not transport.is_closing():
                 transport.write(frame(batch))
-        if written:
-            self.core.persisted(written)
-            self.schedule_flush()
 
     def _add_link(self, name: str, address: str) -> None:
         """Our outbound connection to a peer, new or moved to another address."""

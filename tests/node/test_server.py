@@ -1,0 +1,94 @@
+"""The asyncio host's ordering of output around its fsync (issue 16): what vouches for a
+write waits for the fsync covering it; a response, which vouches only for what is decided
+(durable at a majority by the core's own count), does not wait for an unrelated fsync."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from kvctl.node.server import NodeConfig, NodeServer
+from kvctl.node.wire import CLIENT_FRAME_LIMIT, FrameDecoder
+
+DEADLINE_S = 10.0
+
+
+class FakeTransport:
+    """A client connection that keeps the responses written to it."""
+
+    def __init__(self) -> None:
+        self.decoder = FrameDecoder(CLIENT_FRAME_LIMIT)
+        self.responses: dict[int, tuple[Any, ...]] = {}
+
+    def write(self, data: bytes) -> None:
+        for batch in self.decoder.feed(data):
+            for response in batch:
+                self.responses[response[0]] = response
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def _until(condition: Any, what: str) -> None:
+    """Poll the loop (the fsync thread's callbacks run on it) until `condition()` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
+
+
+def _key_in(node: NodeServer, group: int) -> str:
+    keys = (f"k{i}" for i in range(1000))
+    return next(k for k in keys if node.core.placement.group_of(k) == group)
+
+
+def _one_node_two_groups(tmp_path: Any) -> NodeServer:
+    config = NodeConfig("n1", "127.0.0.1", 0, {"n1": ("127.0.0.1", 1)}, {}, tmp_path, 2, 1)
+    return NodeServer(config)
+
+
+async def _elected(node: NodeServer) -> None:
+    """Tick until this one-node cluster leads both groups (its promises fsynced)."""
+
+    def leads() -> bool:
+        node.core.tick()
+        node.flush()
+        return all(r.accepting for r in node.core.replicas.values())
+
+    await _until(leads, "the node to lead both groups")
+
+
+def test_a_response_does_not_wait_for_another_groups_fsync(tmp_path):
+    node = _one_node_two_groups(tmp_path)
+    release = threading.Event()
+    sync = node.storage.sync
+
+    def stuck_sync() -> None:
+        release.wait(DEADLINE_S)
+        sync()
+
+    async def scenario() -> None:
+        await _elected(node)
+        client = FakeTransport()
+        conn = node.new_client(client)  # type: ignore[arg-type]
+        node.storage.sync = stuck_sync  # type: ignore[method-assign]
+        node.core.client_request(conn, (1, "w", _key_in(node, 0), "v", None, 7, 1))
+        node.flush()  # group 0's write: its fsync starts and hangs
+        node.core.client_request(conn, (2, "r", _key_in(node, 1), None, None, 8, 1))
+        node.flush()
+        await _until(lambda: 2 in client.responses, "the read in group 1")
+        assert client.responses[2][1] == "ok"
+        # The write is accepted by this node alone: it is decided only once durable.
+        assert 1 not in client.responses
+        release.set()
+        await _until(lambda: 1 in client.responses, "the write, after its fsync")
+        assert client.responses[1][1] == "ok"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+        node._fsync_thread.shutdown(wait=True)
+        node.storage.close()
