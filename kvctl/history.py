@@ -466,8 +466,7 @@ def _pair(events: list[Event], ranks: Sequence[int], source: str) -> list[Op]:
     `events[n]` in real-time order."""
     open_: dict[Hashable, int] = {}  # process -> its operation's id
     last: dict[Hashable, int] | None = None if isinstance(ranks, range) else {}  # line order
-    invoked: list[int] = []  # by operation id: the invocation's position in events
-    completed: list[int] = []  # and the completion's, -1 for none
+    ops: list[Any] = []  # by id: the Op, or the invocation's position until it completes
     for n, e in enumerate(events):
         process = e.process
         if last is not None:
@@ -477,72 +476,63 @@ def _pair(events: list[Event], ranks: Sequence[int], source: str) -> list[Op]:
             last[process] = n
         if e.type == "invoke":
             if process in open_:
-                busy = events[invoked[open_[process]]]
+                busy = events[ops[open_[process]]]
                 _refuse(
                     source,
                     e.line,
                     f"process {process} invokes again while its {busy.f} from line "
                     f"{busy.line} has not completed",
                 )
-            open_[process] = len(invoked)
-            invoked.append(n)
-            completed.append(-1)  # until it completes, or never does
+            open_[process] = len(ops)
+            ops.append(n)
             continue
-        k = open_.pop(process, None)
-        if k is None:
+        k = open_.pop(process, -1)
+        if k < 0:
             _refuse(source, e.line, f"process {process} completes {e.f} it never invoked")
-        invoke = events[invoked[k]]
+        i = ops[k]
+        invoke = events[i]
         if invoke.f != e.f:
             _refuse(
                 source,
                 e.line,
                 f"process {process} completes {e.f} but invoked {invoke.f} at line {invoke.line}",
             )
-        completed[k] = n
-    return [
-        _op(k, events[i], ranks[i], None, None)
-        if c < 0
-        else _op(k, events[i], ranks[i], events[c], ranks[c])
-        for k, (i, c) in enumerate(zip(invoked, completed, strict=True))
-    ]
-
-
-_new_op = partial(tuple.__new__, Op)  # an Op from a tuple, without NamedTuple's slower __new__
-
-
-def _op(k: int, invoke: Event, call: int, completion: Event | None, ret: int | None) -> Op:
-    """Operation `k`: an invocation of rank `call` and its completion (None if none)."""
-    if completion is None:
-        return _new_op(
+        status = e.type
+        ok = status == "ok"
+        ops[k] = _new_op(
             (
                 k,
-                invoke.process,
+                process,
+                invoke.f,
+                invoke.key,
+                invoke.value,
+                e.value if ok else None,
+                status,
+                ranks[i],
+                ranks[n] if ok or status == "fail" else None,
+                invoke,
+                e,
+            )
+        )
+    for process, k in open_.items():  # never completed
+        i = ops[k]
+        invoke = events[i]
+        ops[k] = _new_op(
+            (
+                k,
+                process,
                 invoke.f,
                 invoke.key,
                 invoke.value,
                 None,
                 "info",
-                call,
+                ranks[i],
                 None,
                 invoke,
                 None,
             )
         )
-    status = completion.type
-    result = completion.value if status == "ok" else None
-    known = ret if status == "ok" or status == "fail" else None
-    return _new_op(
-        (
-            k,
-            invoke.process,
-            invoke.f,
-            invoke.key,
-            invoke.value,
-            result,
-            status,
-            call,
-            known,
-            invoke,
-            completion,
-        )
-    )
+    return ops
+
+
+_new_op = partial(tuple.__new__, Op)  # an Op from a tuple, without NamedTuple's slower __new__

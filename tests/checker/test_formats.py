@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kvctl.checker import check, load
-from kvctl.checker.formats import detect
+from kvctl.checker.edn import EdnError
+from kvctl.checker.formats import _any_log, _plain_log, detect
 from kvctl.history import HistoryError, JsonObject
 
 LOG = """\
@@ -200,3 +204,57 @@ def test_unreadable_file(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(HistoryError, match=r"binary\.log: cannot read"):
         load(binary, "jepsen-log")
+
+
+def _shapes(events: list[Any] | None) -> list[tuple[Any, ...]] | None:
+    """Events with the types of their fields: a Keyword is a str, and must stay a Keyword."""
+    if events is None:
+        return None
+    return [(e, type(e.process), type(e.f), type(e.value)) for e in events]
+
+
+def test_plain_jepsen_logs_read_as_any_log(corpus: Path) -> None:
+    # The fast path for plain logs must make exactly the events of the line-by-line reader.
+    for path in sorted((corpus / "porcupine" / "jepsen").glob("etcd_*.log")):
+        text = path.read_text(encoding="utf-8")
+        plain = _plain_log(text)
+        assert plain is not None, path
+        assert _shapes(plain) == _shapes(_any_log(text, str(path))), path
+
+
+# Log lines field by field: each field is one the fast path takes (the first of each row), or,
+# in a line drawn with `odd`, anything. Most texts are then plain, and some are nearly so.
+_FIELDS = (
+    (("INFO  jepsen.util - ",), ("INFO  jepsen.util -  ", "x jepsen.util - ", "INFO  jepsen.c - ")),
+    (("0", "12", "007"), (":nemesis", "-1", "")),
+    (("\t", "   ", " \t"), ("",)),
+    ((":invoke", ":ok", ":fail", ":info"), (":okay", "ok")),
+    (("\t", " "), ("",)),
+    ((":read", ":cas", ":write", ":start"), ("read", ":r-w")),
+    (("\t", "  "), ("",)),
+    (("nil", "3", "[1 2]", ":timed-out"), ("[1  2]", '"timed-out"', "[1 x]", "", "true")),
+    (("", " ", "\t"), ("\r", " x", "\f")),
+)
+
+
+@st.composite
+def _log_line(draw: Any, odd: bool) -> str:
+    return "".join(draw(st.sampled_from(good + bad if odd else good)) for good, bad in _FIELDS)
+
+
+_LOG_LINES = st.sampled_from([False, False, False, True]).flatmap(_log_line)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_LOG_LINES, max_size=6), st.booleans())
+def test_jepsen_log_fast_path_changes_nothing(lines: list[str], newline: bool) -> None:
+    # Whatever the text, the fast path either declines or makes the line-by-line reader's
+    # events (which may also refuse the text: then the fast path must have declined).
+    text = "\n".join(lines) + ("\n" if newline else "")
+    plain = _plain_log(text)
+    try:
+        every = _any_log(text, "<log>")
+    except (HistoryError, EdnError):
+        assert plain is None
+        return
+    assert plain is None or _shapes(plain) == _shapes(every)
