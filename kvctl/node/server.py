@@ -27,9 +27,11 @@ import contextlib
 import functools
 import logging
 import os
+import queue
 import signal
+import threading
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -59,6 +61,8 @@ MAX_RECONNECT_DELAY_S = 0.25
 STORAGE_FAILED = 70  # exit status (EX_SOFTWARE's neighbour): a write or fsync failed
 CORRUPT_DATA = 74  # exit status (EX_IOERR): the data directory holds a corrupt log
 Outgoing = tuple[str, Any, Any]  # (destination, instance or NODE_LEVEL, message)
+SyncDone = Callable[[BaseException | None], None]  # told the fsync's failure, or None
+_SyncJob = tuple[asyncio.AbstractEventLoop, SyncDone]
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,8 @@ class NodeServer:
         self._stopped = asyncio.Event()
         self._waiting: list[tuple[NodeReady, list[Outgoing]]] = []  # for the next fsync
         self._unwritten: list[list[tuple[Instance, PersistOp]]] = []  # written when it starts
-        self._syncing = False  # an fsync runs in _fsync_thread
-        self._fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsync")
+        self._syncing = False  # an fsync runs in the fsync thread
+        self.fsyncer = FsyncThread(self.storage)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -143,7 +147,7 @@ class NodeServer:
             server.close()
             for link in self.links.values():
                 link.stop()
-            self._fsync_thread.shutdown(wait=True)
+            self.fsyncer.stop()
             self.storage.close()
             log.info("node %s stopped", self.config.name)
 
@@ -215,15 +219,11 @@ class NodeServer:
             self._complete(group)  # a decided index alone: done once those before it are
             return
         self._syncing = True
-        done = asyncio.get_running_loop().run_in_executor(
-            self._fsync_thread, self.storage.sync
-        )
-        done.add_done_callback(functools.partial(self._synced, group))
+        self.fsyncer.sync(functools.partial(self._synced, group))
 
-    def _synced(self, group: list[tuple[NodeReady, list[Outgoing]]], done: Any) -> None:
-        if done.cancelled():
-            return  # the node is stopping
-        exc = done.exception()
+    def _synced(
+        self, group: list[tuple[NodeReady, list[Outgoing]]], exc: BaseException | None
+    ) -> None:
         if exc is not None:
             _storage_failed(exc)
         self._syncing = False
@@ -289,6 +289,40 @@ class NodeServer:
         self._next_conn += 1
         self.clients[self._next_conn] = transport
         return self._next_conn
+
+
+class FsyncThread:
+    """The thread that runs the log's fsyncs beside the event loop, one at a time.
+
+    Cheaper per fsync than `run_in_executor`: one queue put to wake the thread, and one
+    `call_soon_threadsafe` that runs the caller's callback on the next loop turn, where an
+    executor adds a concurrent and an asyncio future, their locks and a loop turn more."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._jobs: queue.SimpleQueue[_SyncJob | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="fsync", daemon=True)
+        self._thread.start()
+
+    def sync(self, done: SyncDone) -> None:
+        """fsync the log; then `done(None)`, or `done(exc)` if it failed, on this loop."""
+        self._jobs.put((asyncio.get_running_loop(), done))
+
+    def stop(self) -> None:
+        """Let the fsync in flight finish (its callback is dropped once the loop closed)."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, done = job
+            exc: BaseException | None = None
+            try:
+                self.storage.sync()
+            except Exception as failure:  # any failure stops the node, on the loop
+                exc = failure
+            with contextlib.suppress(RuntimeError):  # the loop closed: the node stopped
+                loop.call_soon_threadsafe(done, exc)
 
 
 class Inbound(asyncio.Protocol):

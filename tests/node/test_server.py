@@ -90,5 +90,5 @@ def test_a_response_does_not_wait_for_another_groups_fsync(tmp_path):
         asyncio.run(scenario())
     finally:
         release.set()
-        node._fsync_thread.shutdown(wait=True)
+        node.fsyncer.stop()
         node.storage.close()
