@@ -31,45 +31,109 @@ G = (0, 0)  # an instance: group 0, founding configuration
 ENTRY = ("w", "k", 1, None, 1, 1)
 
 
+SMALL = 4096  # a chunk size that keeps the files of the tests small
+
+
 def _wal(tmp_path) -> bytes:
     return (tmp_path / "wal.log").read_bytes()
 
 
-def test_the_log_replays_and_cuts_a_torn_tail(tmp_path):
-    storage = Storage(tmp_path)
+def _preallocated(records: bytes, size: int) -> bytes:
+    """A log file as the store leaves it: its records, then zeros to `size`."""
+    return records + bytes(size - len(records))
+
+
+def _two_batches(tmp_path) -> tuple[bytes, int]:
+    """A log with two synced batches; (the file, where its records end)."""
+    storage = Storage(tmp_path, chunk=SMALL)
     storage.write([(G, SetPromise(B1)), (G, WriteLog(0, [ENTRY]))])
     storage.write([((1, 0), SetAccepted(B1)), (G, SetDecided(1))])
     storage.sync()
     storage.close()
-    intact = len(_wal(tmp_path))
-    with open(tmp_path / "wal.log", "ab") as wal:
-        wal.write(b"\x00\x00\x00\x40torn")
-    states = Storage(tmp_path).load()
+    return _wal(tmp_path), storage.size
+
+
+def test_the_log_is_preallocated_and_its_records_are_followed_by_zeros(tmp_path):
+    data, records = _two_batches(tmp_path)
+    assert len(data) == SMALL and 0 < records < SMALL
+    assert not any(data[records:])
+
+
+def test_the_log_replays_and_zeroes_a_torn_tail(tmp_path):
+    data, records = _two_batches(tmp_path)
+    torn = b"\x00\x00\x00\x40torn"  # a header and the start of a batch, then nothing
+    (tmp_path / "wal.log").write_bytes(_preallocated(data[:records] + torn, len(data)))
+    storage = Storage(tmp_path, chunk=SMALL)
+    states = storage.load()
     assert states[G].promise == B1 and states[G].decided_idx == 1
     assert states[G].entries == [ENTRY]
     assert states[(1, 0)].n_accepted == B1
-    assert len(_wal(tmp_path)) == intact
+    assert _wal(tmp_path) == data  # the torn bytes are zeros again, the size kept
+    storage.write([(G, SetDecided(1))])  # and the next batch goes where the torn one was
+    storage.close()
+    assert Storage(tmp_path, chunk=SMALL).load()[G].decided_idx == 1
 
 
 def test_a_batch_torn_at_any_byte_is_kept_whole_or_not_at_all(tmp_path):
-    """A resync batch (new ballot, the log it describes, decided) cut at every offset."""
-    storage = Storage(tmp_path)
+    """A resync batch (new ballot, the log it describes, decided) cut at every offset: only
+    a prefix of it reached the disk, the preallocated zeros follow."""
+    storage = Storage(tmp_path, chunk=SMALL)
     storage.write([(G, SetPromise(B1)), (G, SetAccepted(B1)), (G, WriteLog(0, [("old",)] * 3))])
-    storage.close()
-    synced = _wal(tmp_path)
-    storage = Storage(tmp_path)
-    storage.load()
+    synced = storage.size
     resync = [(G, SetPromise(B2)), (G, SetAccepted(B2)), (G, WriteLog(1, [("new",)]))]
     storage.write([*resync, (G, SetDecided(2))])
     storage.close()
-    full = _wal(tmp_path)
-    for cut in range(len(synced), len(full) + 1):
-        (tmp_path / "wal.log").write_bytes(full[:cut])
-        state = Storage(tmp_path).load()[G]
-        if cut < len(full):
+    full, written = _wal(tmp_path), storage.size
+    assert synced < written < len(full)
+    for cut in range(synced, written + 1):
+        (tmp_path / "wal.log").write_bytes(_preallocated(full[:cut], len(full)))
+        state = Storage(tmp_path, chunk=SMALL).load()[G]
+        if cut < written:
             assert (state.n_accepted, state.entries) == (B1, [("old",)] * 3), cut
         else:
             assert (state.n_accepted, state.entries) == (B2, [("old",), ("new",)])
+
+
+def test_a_log_cut_short_anywhere_refuses_to_start(tmp_path):
+    """#15: a truncated log, even cut at a record boundary, is never read as a shorter valid
+    one (the node would forget promises and entries it acknowledged)."""
+    storage = Storage(tmp_path, chunk=SMALL)
+    boundaries = []
+    for i in range(5):
+        storage.write([(G, WriteLog(i, [ENTRY]))])
+        boundaries.append(storage.size)
+    storage.sync()
+    storage.close()
+    data = _wal(tmp_path)
+    for cut in [0, 1, *boundaries, boundaries[-1] - 3, len(data) - 1]:
+        (tmp_path / "wal.log").write_bytes(data[:cut])
+        with pytest.raises(CorruptLog, match="cut short") as caught:
+            Storage(tmp_path, chunk=SMALL).load()
+        assert str(tmp_path / "wal.log") in str(caught.value), cut
+
+
+def test_a_log_cut_to_a_whole_chunk_inside_its_records_refuses_to_start(tmp_path):
+    storage = Storage(tmp_path, chunk=SMALL)
+    while storage.size < 2 * SMALL:
+        storage.write([(G, SetDecided(0))])
+    storage.close()
+    data = _wal(tmp_path)
+    assert len(data) == 3 * SMALL  # grown twice, a chunk at a time
+    for cut in (SMALL, 2 * SMALL):
+        (tmp_path / "wal.log").write_bytes(data[:cut])
+        with pytest.raises(CorruptLog, match="cut short"):
+            Storage(tmp_path, chunk=SMALL).load()
+    (tmp_path / "wal.log").write_bytes(data)
+    assert Storage(tmp_path, chunk=SMALL).load()[G].decided_idx == 0
+
+
+def test_a_bit_flip_in_the_last_record_is_corruption_not_a_torn_tail(tmp_path):
+    data, records = _two_batches(tmp_path)
+    flipped = bytearray(data)
+    flipped[records - 6] ^= 0x01  # inside the last batch's payload; zeros follow it
+    (tmp_path / "wal.log").write_bytes(bytes(flipped))
+    with pytest.raises(CorruptLog, match="checksum mismatch"):
+        Storage(tmp_path, chunk=SMALL).load()
 
 
 def test_a_corrupt_middle_record_refuses_to_start_naming_file_and_offset(tmp_path):
