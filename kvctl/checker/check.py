@@ -95,9 +95,13 @@ def check(
     defaults to the one whose operations the history uses; `workers` bounds the processes.
     """
     kind = model or choose(history, MODELS)
+    distinct = set(map(kind.key, history.ops))
     parts: dict[Hashable, list[Op]] = {}
-    for op in history.ops:
-        parts.setdefault(kind.key(op), []).append(op)
+    if len(distinct) == 1:  # one key, as in most histories of other systems
+        parts[distinct.pop()] = list(history.ops)
+    else:
+        for op in history.ops:
+            parts.setdefault(kind.key(op), []).append(op)
 
     def one(key: Hashable, limit: float) -> KeyResult:
         return check_key(history, kind, key, parts[key], initial, limit)
@@ -114,7 +118,7 @@ def check_key(
     """One key: evidence, then the constraint graph, then the search."""
     start = time.monotonic()
     model = kind(ops, initial)
-    ops = model.settle(sorted((op for op in ops if model.relevant(op)), key=_CALL))
+    ops = model.settle(sorted(filter(model.relevant, ops), key=_CALL))
     words = Words(history, model)
     graph = constrain(ops, model, words)
     if graph.cycle is not None:

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from kvctl.history import History, HistoryError, Op, thaw
+
+_F = attrgetter("f")
 
 
 class Fact(NamedTuple):
@@ -129,13 +132,15 @@ def brief(value: Any, limit: int = 60) -> str:
 
 def choose(history: History, models: Sequence[type[Any]]) -> type[Any]:
     """The model whose operations the history uses; an operation no model knows is an error."""
-    fs = {op.f for op in history.ops}
+    fs = set(map(_F, history.ops))
     for model in models:
         if fs <= model.fs:
-            for op in history.ops:
-                problem = model.validate(op)
-                if problem:
-                    raise HistoryError(f"{history.source}:{op.invoke.line}: {problem}")
+            validate = model.validate
+            if validate is not Base.validate:  # the default finds nothing wrong
+                for op in history.ops:
+                    problem = validate(op)
+                    if problem:
+                        raise HistoryError(f"{history.source}:{op.invoke.line}: {problem}")
             return model
     first = history.ops[0]
     home = next((m for m in models if first.f in m.fs), None)

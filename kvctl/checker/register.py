@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Hashable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from kvctl.checker.model import Base, Fact, Known, brief, show
 from kvctl.history import Op
 
 UNSEEN = "<unseen>"
+_RET = attrgetter("ret")
 
 
 class _Unseen:
@@ -115,22 +117,24 @@ class Register(Base):
     # Evidence and facts: who could have written each value, and who saw it.
 
     @staticmethod
-    def _sources(ops: Sequence[Op]) -> dict[Hashable, list[int]]:
-        """For each value, the operations that write it if they take effect."""
+    def _evidence(ops: Sequence[Op]) -> tuple[dict[Hashable, list[int]], dict[Hashable, list[int]]]:
+        """For each value, the operations that write it if they take effect, and those that saw
+        it: ok reads, and ok cas (the old value)."""
         sources: dict[Hashable, list[int]] = {}
-        for i, op in enumerate(ops):
-            if op.f != "read" and op.status != "fail":
-                sources.setdefault(op.value if op.f == "write" else op.value[1], []).append(i)
-        return sources
-
-    @staticmethod
-    def _observers(ops: Sequence[Op]) -> dict[Hashable, list[int]]:
-        """For each value, the operations that saw it: ok reads, and ok cas (the old value)."""
         seen: dict[Hashable, list[int]] = {}
         for i, op in enumerate(ops):
-            if op.status == "ok" and op.f != "write":
-                seen.setdefault(op.result if op.f == "read" else op.value[0], []).append(i)
-        return seen
+            f, status = op.f, op.status
+            if f == "read":
+                if status == "ok":
+                    seen.setdefault(op.result, []).append(i)
+            elif status != "fail":
+                if f == "write":
+                    sources.setdefault(op.value, []).append(i)
+                else:
+                    sources.setdefault(op.value[1], []).append(i)
+                    if status == "ok":
+                        seen.setdefault(op.value[0], []).append(i)
+        return sources, seen
 
     def _unique(self, ops: Sequence[Op]) -> bool:
         """Whether every value is written at most once, and never the initial one (stops at
@@ -147,11 +151,11 @@ class Register(Base):
     def settle(self, ops: list[Op]) -> list[Op]:
         """A value that someone saw and only one unknown operation wrote proves that this
         operation happened (a cas: succeeded), before the first who saw it returned."""
-        if all(op.known for op in ops):
+        if None not in map(_RET, ops):
             return ops  # no unknown outcome to settle
-        sources = self._sources(ops)
+        sources, observers = self._evidence(ops)
         settled = list(ops)
-        for value, seen_by in self._observers(ops).items():
+        for value, seen_by in observers.items():
             writers = sources.get(value, [])
             if value == self.initial or len(writers) != 1 or ops[writers[0]].known:
                 continue
@@ -166,7 +170,7 @@ class Register(Base):
         written at most once and never equals the initial one (our workload makes them so)."""
         if not self._unique(ops):
             return
-        sources = self._sources(ops)
+        sources, observers = self._evidence(ops)
         later, earlier = known
         writer = {value: w[0] for value, w in sources.items()}
         # Operations that surely change the value if they take effect at all.
@@ -175,7 +179,7 @@ class Register(Base):
             for i, op in enumerate(ops)
             if op.f == "write" or (op.f == "cas" and op.status == "ok")
         )
-        for value, readers in self._observers(ops).items():
+        for value, readers in observers.items():
             w = writer.get(value)
             if w is None and value != self.initial:
                 continue  # nobody wrote it: the search will say so
