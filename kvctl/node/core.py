@@ -47,7 +47,7 @@ from kvctl.node.messages import (
     StopSign,
 )
 from kvctl.node.placement import Placement
-from kvctl.node.replica import DEFAULT_TIMING, Replica, StopSignApplied, Timing
+from kvctl.node.replica import DEFAULT_TIMING, Replica, ReplicaReady, StopSignApplied, Timing
 from kvctl.node.routing import (
     MAX_TRIES,
     PING_TICKS,
@@ -97,7 +97,8 @@ class NodeReady:
     responses: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)  # (conn, resp)
     new_peers: dict[str, str] = field(default_factory=dict)  # learned name -> host:port
     written: dict[Instance, int] = field(default_factory=dict)  # tokens: persisted(), after fsync
-    # For monitors (the simulator): what each replica installed and applied, in order.
+    # For monitors (the simulator), when the core was made with monitor=True: what each
+    # replica installed and applied, in order.
     installed: list[tuple[Instance, Snapshot]] = field(default_factory=list)
     applied: list[tuple[Instance, int, Any]] = field(default_factory=list)  # (inst, idx, entry)
     compacted: list[tuple[Instance, Snapshot]] = field(default_factory=list)
@@ -116,7 +117,10 @@ class NodeCore:
         timing: Timing = DEFAULT_TIMING,
         request_timeout_ticks: int = 500,
         addresses: dict[str, str] | None = None,
+        monitor: bool = True,
     ) -> None:
+        """`monitor`: fill each ready's installed/applied/compacted, which only a monitor
+        reads (the server passes False: a tuple per applied entry is a cost per op)."""
         if read_mode not in ("linearizable", "stale"):
             raise ValueError(f"unknown read mode {read_mode!r}")
         self.name = name
@@ -124,6 +128,7 @@ class NodeCore:
         self.read_mode = read_mode
         self.timing = timing
         self.request_timeout_ticks = request_timeout_ticks
+        self.monitor = monitor
         self.addresses: dict[str, str] = dict(addresses or {})
         self.configs = {g: Config(0, tuple(placement.members(g))) for g in range(placement.groups)}
         self.replicas: dict[Instance, Replica] = {}
@@ -234,19 +239,16 @@ class NodeCore:
             if replica is None:
                 continue
             out = replica.take_ready()
-            ready.persist.extend((instance, op) for op in out.persist)
-            ready.messages.extend((dst, instance, msg) for dst, msg in out.messages)
+            if out.persist:
+                ready.persist += [(instance, op) for op in out.persist]
+            if out.messages:
+                ready.messages += [(dst, instance, msg) for dst, msg in out.messages]
             if out.token is not None:
                 ready.written[instance] = out.token
-            if out.installed is not None:
-                ready.installed.append((instance, out.installed))
-            ready.applied.extend((instance, idx, entry) for idx, entry in out.applied)
-            if out.compacted is not None:
-                ready.compacted.append((instance, out.compacted))
-            leader = replica.leader_hint()
-            for client_id, seq, value in out.results:
-                for sink, _ in self._waiters.pop((instance, client_id, seq), ()):
-                    self._deliver(sink, (OK, value, leader), ready)
+            if self.monitor:
+                self._record(instance, out, ready)
+            if out.results:
+                self._answer(instance, out.results, replica.leader_hint(), ready)
             if out.stopped is not None:
                 self._on_stopsign(instance, out.stopped, ready)
             accepting = replica.accepting
@@ -255,6 +257,29 @@ class NodeCore:
             self._was_accepting[instance] = accepting
         self._ready = NodeReady()
         return ready
+
+    def _record(self, instance: Instance, out: ReplicaReady, ready: NodeReady) -> None:
+        """What a monitor reads: installed, then applied, then compacted."""
+        if out.installed is not None:
+            ready.installed.append((instance, out.installed))
+        ready.applied += [
+            (instance, idx, entry) for idx, entry in enumerate(out.applied, out.applied_from)
+        ]
+        if out.compacted is not None:
+            ready.compacted.append((instance, out.compacted))
+
+    def _answer(
+        self,
+        instance: Instance,
+        results: list[tuple[int, int, Any]],
+        leader: str | None,
+        ready: NodeReady,
+    ) -> None:
+        """Deliver each (client, seq) result to whoever waits for it here."""
+        waiters = self._waiters
+        for client_id, seq, value in results:
+            for sink, _ in waiters.pop((instance, client_id, seq), ()):
+                self._deliver(sink, (OK, value, leader), ready)
 
     # -- configurations ---------------------------------------------------------------------
 

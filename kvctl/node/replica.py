@@ -53,7 +53,8 @@ class ReplicaReady:
     stopped: StopSignApplied | None = None
     token: int | None = None  # see Ready.token: give it to persisted() after the fsync
     installed: Snapshot | None = None  # installed before `applied`
-    applied: list[tuple[int, Entry]] = field(default_factory=list)  # (log index, entry)
+    applied: list[Entry] = field(default_factory=list)  # from log index `applied_from` on
+    applied_from: int = 0
     compacted: Snapshot | None = None  # made after `applied`
 
 
@@ -146,15 +147,18 @@ class Replica:
         ready = self.paxos.take_ready()
         out = ReplicaReady(
             persist=ready.persist,
-            messages=list(ready.messages),
+            messages=ready.messages,  # Paxos hands the list over: it starts a new one
             token=ready.token,
             installed=ready.install,
-            applied=list(enumerate(ready.decided, ready.decided_from)),
+            applied=ready.decided,
+            applied_from=ready.decided_from,
         )
-        out.messages.extend(self.ble.take_messages())
+        ble = self.ble.take_messages()
+        if ble:
+            out.messages += ble
         if ready.install is not None:
             self.machine.restore(ready.install.state)
-        for index, entry in out.applied:
+        for index, entry in enumerate(ready.decided, ready.decided_from):
             cmd = as_command(entry)  # typed once; the state machine takes it as it is
             result = self.machine.apply(cmd, index)
             if result is not None:

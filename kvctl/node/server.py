@@ -101,6 +101,7 @@ class NodeServer:
             read_mode=config.read_mode,
             timing=Timing(),
             addresses={name: f"{host}:{port}" for name, (host, port) in known.items()},
+            monitor=False,
         )
         self.links: dict[str, PeerLink] = {}
         for name, address in self.core.addresses.items():
