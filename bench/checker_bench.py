@@ -15,7 +15,16 @@ run, file by file, alternating with kvctl.
    decide keys "0" and "9" of c50-bad in 60 s each).
 
 Times are the minimum over --repeat runs (the median is shown too), wall clock unless --cpu
-(kvctl's side only: the Go harness measures wall clock).
+(kvctl's side only: the Go harness measures wall clock). The machine's load average before and
+after the run is printed with the figures: on a shared machine only the ratios of one run mean
+much.
+
+What each side's "check" includes: kvctl's `check` (model choice and validation, split by key,
+evidence, constraint graph, symmetry, search, and for an invalid history the explanation in
+words); Porcupine's `CheckEvents` (partition, events paired and numbered into entries, search;
+no explanation). "Read" is kvctl's `load` (file to events, paired into ranked operations)
+against Porcupine's `parseJepsenLog` (file to events): pairing is in kvctl's read and in
+Porcupine's check, so "read + check" is the like-for-like figure.
 
     python bench/checker_bench.py [--corpus DIR] [--porcupine DIR] [--repeat N]
                                   [--budget SECONDS] [--cpu] [--json]
@@ -246,7 +255,7 @@ def bench_c50(corpus: Path, budget: float, repeat: int) -> list[dict[str, Any]]:
     return rows
 
 
-def report(etcd: dict[str, Any], c50: list[dict[str, Any]]) -> None:
+def report(etcd: dict[str, Any], c50: list[dict[str, Any]], load: list[float]) -> None:
     (t_min, t_med), (c_min, c_med) = etcd["load_and_check_s"], etcd["check_s"]
     b_min, go = etcd["baseline_s"][0], etcd["porcupine_go_s"]
     go_check = etcd["porcupine_go_check_s"]
@@ -264,12 +273,13 @@ def report(etcd: dict[str, Any], c50: list[dict[str, Any]]) -> None:
     print(f"  read + check  {read_wins:3} of {n} files")
     print(f"  check only    {check_wins:3} of {n} files")
     for what, ours, theirs in (
-        ("read", "load", "go_parse"),
-        ("check", "check", "go_check"),
+        ("read", ("load",), ("go_parse",)),
+        ("check", ("check",), ("go_check",)),
+        ("both", ("load", "check"), ("go_parse", "go_check")),
     ):
-        a = statistics.median(f[ours] for f in files) * 1e6
-        b = statistics.median(f[theirs] for f in files) * 1e6
-        print(f"  median {what:6} kvctl {a:7.0f} us, Porcupine {b:7.0f} us")
+        a = statistics.median(sum(f[k] for k in ours) for f in files) * 1e6
+        b = statistics.median(sum(f[k] for k in theirs) for f in files) * 1e6
+        print(f"  median {what:6} kvctl {a:7.0f} us, Porcupine {b:7.0f} us ({a / b:.2f}x)")
     print("\nthe ten hardest for Porcupine, one by one (check only, ms):")
     print(f"  {'file':14} {'verdict':8} {'kvctl':>8} {'Py port':>8} {'Go':>8}")
     for r in etcd["hardest"]:
@@ -287,6 +297,7 @@ def report(etcd: dict[str, Any], c50: list[dict[str, Any]]) -> None:
             f"{r['seconds']:8.3f} {r['steps']:8}"
         )
     print(f"  slowest key: {max(r['seconds'] for r in c50):.3f} s")
+    print(f"\nload average (1 min) before and after the run: {load[0]:.2f}, {load[1]:.2f}")
 
 
 def main() -> None:
@@ -301,14 +312,16 @@ def main() -> None:
     if args.cpu:
         global CLOCK
         CLOCK = time.process_time
+    load = [os.getloadavg()[0]]  # others' work slows both sides alike, but not evenly
     with tempfile.TemporaryDirectory(prefix="porcupine-") as work:
         porcupine = Porcupine(args.porcupine, Path(work))
         etcd = bench_etcd(args.corpus, porcupine, args.repeat)
     c50 = bench_c50(args.corpus, args.budget, args.repeat)
+    load.append(os.getloadavg()[0])
     if args.json:
-        print(json.dumps({"etcd": etcd, "c50": c50}, indent=1))
+        print(json.dumps({"etcd": etcd, "c50": c50, "load_average": load}, indent=1))
     else:
-        report(etcd, c50)
+        report(etcd, c50, load)
 
 
 if __name__ == "__main__":
