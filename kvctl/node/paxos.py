@@ -144,6 +144,7 @@ class SequencePaxos:
         self._read_round = 0
         self._confirmed_round = 0
         self._confirms: dict[int, set[str]] = {}
+        self._unconfirmed: list[tuple[str, ReadConfirm]] = []  # until our promise is durable
         self._ticks = 0
         self._applied_idx = self.log_start
         # What is known to be on disk; a leader counts itself toward a majority only from here.
@@ -250,6 +251,7 @@ class SequencePaxos:
         self._unpersisted = self._unpersisted[len(done) :]
         self._durable = done[-1]
         self._count_own_promise()
+        self._confirm_reads()
 
     def compact(self, snapshot: Snapshot) -> None:
         """Replace the applied prefix [0, snapshot.index) by `snapshot`."""
@@ -278,7 +280,8 @@ class SequencePaxos:
             self._on_not_accepted(msg)
         elif isinstance(msg, ReadConfirm):
             if msg.ballot == self.promise:
-                self._outbox.append((src, ReadConfirmed(msg.ballot, msg.round)))
+                self._unconfirmed.append((src, msg))
+                self._confirm_reads()
             elif msg.ballot < self.promise:
                 self._outbox.append((src, NotAccepted(self.promise)))
         elif isinstance(msg, ReadConfirmed):
@@ -365,6 +368,17 @@ class SequencePaxos:
     def _send_read_confirm(self) -> None:
         confirm = ReadConfirm(self.promise, self._read_round)
         self._outbox.extend((peer, confirm) for peer in self.peers)
+
+    def _confirm_reads(self) -> None:
+        """Confirm a ballot only once our promise of it is on disk: the confirmation then
+        vouches for nothing a pending fsync holds, and leaves at once. A confirmation asked
+        for a ballot we have since promised past is dropped (the leader asks again)."""
+        if not self._unconfirmed or self._durable.promise != self.promise:
+            return
+        for src, ask in self._unconfirmed:
+            if ask.ballot == self.promise:
+                self._outbox.append((src, ReadConfirmed(ask.ballot, ask.round)))
+        self._unconfirmed = []
 
     def _on_read_confirmed(self, src: str, msg: ReadConfirmed) -> None:
         if not self.is_leader or msg.ballot != self.promise or msg.round <= self._confirmed_round:
