@@ -6,9 +6,11 @@ The node image runs `kvctl` with click and msgpack only, so what the harness alo
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,13 +134,31 @@ def test(nodes: int | None, faults: str, interval: float, time_limit: float, con
     )
     display = Display()
     try:
-        with display:
+        with display, _sigterm_as_interrupt():
             finished = run_test(options, display.say, display.show)
     except Refused as exc:
         click.echo(f"kvctl test: {exc}", err=True)
         sys.exit(255)
     _print_outcome(display, finished)
     sys.exit(finished.exit_code)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job's timeout, `timeout`, a supervisor) stops a test as Ctrl-C does: the
+    faults healed, a cluster it started taken down, what was recorded kept and checked.
+    Python's default would end the process on the spot and leave the cluster running. It is
+    passed on as SIGINT, so that whoever handles Ctrl-C at that moment handles it (inside
+    asyncio.run, the runner cancels its main task cleanly)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_outcome(display: Display, finished: Finished) -> None:

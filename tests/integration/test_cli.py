@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -59,3 +60,32 @@ def test_up_put_get_cas_status_down(tmp_path):
     finally:
         kvctl(tmp_path, "down", "--purge")
     assert not (tmp_path / ".kvctl" / "cluster.json").exists()
+
+
+@pytest.mark.slow
+def test_a_test_stopped_by_sigterm_takes_its_cluster_down_and_keeps_its_history(tmp_path):
+    """A CI timeout or `timeout` sends SIGTERM: the test ends as after Ctrl-C, not with its
+    nodes left running and its history lost."""
+    test = subprocess.Popen(
+        [sys.executable, "-m", "kvctl", "test", "--backend", "local", "--nodes", "3",
+         "--nemesis", "none", "--time-limit", "120", "--store", "store"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert test.stdout is not None
+        output = []
+        for line in test.stdout:  # ends if the test exits first: then the asserts say why
+            output.append(line)
+            if " left " in line:  # the workload runs
+                break
+        test.send_signal(signal.SIGTERM)
+        rest, _ = test.communicate(timeout=120)
+    finally:
+        test.kill()
+    text = "".join(output) + rest
+    assert "Traceback" not in text, text
+    assert "the test stopped: interrupted" in text, text
+    assert test.returncode == 255 and "verdict: UNKNOWN" in text, text  # cut short
+    assert (tmp_path / "store" / "register" / "latest" / "history.jsonl").exists()
+    status = kvctl(tmp_path, "status")
+    assert status.returncode != 0 and "kvctl up" in status.stderr, status.stdout
