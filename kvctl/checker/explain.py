@@ -137,10 +137,9 @@ def _last_fit(words: Words, x: Op, prefix: Sequence[Op]) -> str:
     states = [model.init()]
     for op in prefix:
         states.append(model.step(states[-1], op)[1])
-    fits = [k for k, state in enumerate(states) if model.step(state, x)[0]]
-    if not fits:
+    k = next((k for k in range(len(states) - 1, -1, -1) if model.step(states[k], x)[0]), -1)
+    if k < 0:
         return "No order of the operations before it lets it take effect."
-    k = fits[-1]
     if k == len(prefix):
         return ""
     after = "at the start" if k == 0 else f"right after {words.op(prefix[k - 1])}"
