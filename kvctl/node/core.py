@@ -571,6 +571,12 @@ def _is_unavailable(value: Any) -> bool:
     return code == errors.TEMPORARILY_UNAVAILABLE.code
 
 
+# Tuples, not `str | bytes`: a union in an isinstance call is a new object on every call.
+_SIZED_TYPES = (str, bytes)
+_KEY_TYPES = (str, bytes, int)
+_VALUE_TYPES = (str, bytes, int, float, type(None))
+
+
 def _validate(request: tuple[Any, ...], groups: int) -> Refusal | None:
     """Why a request cannot be served, or None. Client bytes never crash a node."""
     if len(request) >= 2 and request[1] == "topology":
@@ -583,15 +589,15 @@ def _validate(request: tuple[Any, ...], groups: int) -> Refusal | None:
         return _validate_reconfigure(key, a, b, groups)
     if op not in OPS:
         return errors.NOT_SUPPORTED, f"unknown operation {op!r}: expected one of r, w, c"
-    if not isinstance(key, str | bytes | int) or isinstance(key, bool):
+    if not isinstance(key, _KEY_TYPES) or isinstance(key, bool):
         return malformed, "a key must be a string, bytes or an integer"
-    if isinstance(key, str | bytes) and len(key) > MAX_KEY_BYTES:
+    if isinstance(key, _SIZED_TYPES) and len(key) > MAX_KEY_BYTES:
         return errors.TOO_LARGE, f"key too large: {len(key)} bytes, limit {MAX_KEY_BYTES}"
     for value in (a, b):
-        if isinstance(value, str | bytes) and len(value) > MAX_VALUE_BYTES:
+        if isinstance(value, _SIZED_TYPES) and len(value) > MAX_VALUE_BYTES:
             text = f"value too large: {len(value)} bytes, limit {MAX_VALUE_BYTES}"
             return errors.TOO_LARGE, text
-        if not isinstance(value, str | bytes | int | float | None):
+        if not isinstance(value, _VALUE_TYPES):
             return malformed, "a value must be a string, bytes, a number or null"
     if not isinstance(client_id, int) or not isinstance(seq, int):
         return malformed, "client id and seq must be integers"

@@ -53,7 +53,7 @@ def is_stopsign(entry: Entry) -> bool:
 
 def as_command(entry: Entry) -> Command | StopSign:
     """The typed form of a decided entry, which the wire and the disk carry as a tuple."""
-    if isinstance(entry, Command | StopSign):
+    if type(entry) is Command or type(entry) is StopSign:
         return entry
     return StopSign(*entry) if is_stopsign(entry) else Command(*entry)
 

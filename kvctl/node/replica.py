@@ -23,6 +23,8 @@ from kvctl.node.messages import (
 from kvctl.node.paxos import PaxosMessage, SequencePaxos
 from kvctl.node.statemachine import StateMachine
 
+_BLE_MESSAGES = (HeartbeatRequest, HeartbeatReply)  # a tuple: no union built per call
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -86,7 +88,7 @@ class Replica:
             self.machine.restore(durable.snapshot.state)
 
     def handle(self, src: str, msg: PaxosMessage | BleMessage) -> None:
-        if isinstance(msg, HeartbeatRequest | HeartbeatReply):
+        if isinstance(msg, _BLE_MESSAGES):
             self.ble.handle(src, msg)
         else:
             self.paxos.handle(src, msg)

@@ -60,6 +60,7 @@ CONNECT_TIMEOUT_S = 0.5
 MAX_RECONNECT_DELAY_S = 0.25
 STORAGE_FAILED = 70  # exit status (EX_SOFTWARE's neighbour): a write or fsync failed
 CORRUPT_DATA = 74  # exit status (EX_IOERR): the data directory holds a corrupt log
+_SEQUENCES = (tuple, list)  # a tuple, not `tuple | list`: no union built per frame
 Outgoing = tuple[str, Any, Any]  # (destination, instance or NODE_LEVEL, message)
 SyncDone = Callable[[BaseException | None], None]  # told the fsync's failure, or None
 _SyncJob = tuple[asyncio.AbstractEventLoop, SyncDone]
@@ -361,10 +362,10 @@ class Inbound(asyncio.Protocol):
                 group, msg = decode_peer_message(raw)
                 core.peer_message(self.peer, group, msg)
         elif self.conn is not None:
-            if not isinstance(obj, tuple | list):
+            if not isinstance(obj, _SEQUENCES):
                 raise FrameError("a client frame must be a list of requests")
             for request in obj:
-                if not isinstance(request, tuple | list):
+                if not isinstance(request, _SEQUENCES):
                     raise FrameError("a request must be a list")
                 core.client_request(self.conn, tuple(request))
         else:
