@@ -6,6 +6,7 @@ The node image runs `kvctl` with click and msgpack only, so what the harness alo
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -149,10 +150,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     faults healed, a cluster it started taken down, what was recorded kept and checked.
     Python's default would end the process on the spot and leave the cluster running. It is
     passed on as SIGINT, so that whoever handles Ctrl-C at that moment handles it (inside
-    asyncio.run, the runner cancels its main task cleanly)."""
+    asyncio.run, the runner cancels its main task cleanly). Processes forked meanwhile (the
+    checker's workers) inherit the handler and must still die of SIGTERM as usual."""
+    main = os.getpid()
 
     def interrupt(signum: int, frame: object) -> None:
-        signal.raise_signal(signal.SIGINT)
+        if os.getpid() == main:
+            signal.raise_signal(signal.SIGINT)
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
