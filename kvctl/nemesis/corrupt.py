@@ -4,8 +4,10 @@ On one node or a minority (or a group's leader), the fault freezes the lazy file
 is lost: the disk keeps what the page cache held), damages one data file beneath it, kills the
 node and, on stop, restarts it. Unlike a torn write, this damages data that was synced and may
 have been acknowledged, so a store must notice it and refuse to start rather than serve from a
-silently shortened log; the cluster then goes on without that node (see the README on what a
-user does about it). Stop says which restarted nodes refused.
+silently shortened log. Stop says which restarted nodes refused, and repairs the cluster as
+the README tells a user to: each refused node's replicas move to the other nodes through
+reconfiguration (kvctl's store is the one whose files this fault knows), so its groups are back
+at full strength and a later fault cannot take their majority by cutting one more node.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import socket
 import time
 
 from kvctl.control.backend import BackendError
-from kvctl.nemesis.fault import Context, Value
+from kvctl.nemesis.fault import Context, NemesisError, Value
+from kvctl.nemesis.membership import move_out
 from kvctl.nemesis.power import DiskFault, lazyfs
 
 MODES = ("flip", "truncate")
@@ -52,7 +55,21 @@ class Corrupt(DiskFault):
         if refused:
             value["refused"] = refused
             value["summary"] += f"; refused to start: {', '.join(refused)}"
+            value["repaired"] = {node: self._repair(node, refused) for node in refused}
+            value["summary"] += "".join(
+                f"; {node}'s replicas {how}" for node, how in value["repaired"].items()
+            )
         return value
+
+    def _repair(self, node: str, refused: list[str]) -> str:
+        """Move `node`'s replicas to the nodes no fault holds; what happened, in words."""
+        candidates = [n for n in self.ctx.free() if n not in refused]
+        try:
+            plan = move_out(self.ctx, node, candidates)
+        except (NemesisError, ValueError) as exc:
+            return f"could not be moved: {exc}"
+        moved = ", ".join(f"group {group} to {','.join(members)}" for group, members in plan)
+        return f"moved ({moved or 'it had none'})"
 
     def _refused(self, nodes: list[str]) -> list[str]:
         """The restarted nodes that exited instead of listening (waits until each does one)."""

@@ -46,7 +46,7 @@ class Membership:
             )
 
     def start(self) -> Value:
-        configs, reachable = self._survey()
+        configs, reachable = survey(self.ctx)
         members = sorted({m for _, ms in configs.values() for m in ms})
         free = [n for n in self.ctx.free() if n in reachable]
         leaving = [n for n in members if n in free]
@@ -60,11 +60,11 @@ class Membership:
         else:
             others = [n for n in free if n != node]
             plan, summary = plan_remove(configs, node, others), f"remove {node}"
-        self._apply(plan)
-        return {"node": node, "plan": _show(plan), "summary": summary}
+        apply(self.ctx, plan)
+        return {"node": node, "plan": show(plan), "summary": summary}
 
     def stop(self) -> Value:
-        configs, reachable = self._survey()
+        configs, reachable = survey(self.ctx)
         members = {m for _, ms in configs.values() for m in ms}
         joining = [n for n in self.ctx.free() if n in reachable and n not in members]
         plan: Plan = []
@@ -74,8 +74,8 @@ class Membership:
                 configs[group] = (configs[group][0] + 1, new)
             members.add(node)
             plan += step
-        self._apply(plan)
-        return {"nodes": joining, "plan": _show(plan), "summary": f"add {','.join(joining)}"}
+        apply(self.ctx, plan)
+        return {"nodes": joining, "plan": show(plan), "summary": f"add {','.join(joining)}"}
 
     def heal(self) -> Value:
         """Bring every running node that belongs to no group back in."""
@@ -84,36 +84,53 @@ class Membership:
     def refresh(self) -> None:
         """Nothing to re-assert: a configuration, once decided, stays."""
 
-    def _survey(self) -> tuple[Configs, set[str]]:
-        async def ask(client: Client) -> tuple[Configs, set[str]]:
-            found = await views(client, self.ctx.nodes)
-            if not found:
-                raise NemesisError("no node answers: membership cannot change now")
-            return current_configs(found.values()), set(found)
-
-        return self._run(ask)
-
-    def _apply(self, plan: Plan) -> None:
-        addresses = self._addresses()
-
-        async def act(client: Client) -> None:
-            await apply_plan(client, plan, addresses, timeout=30)
-
-        self._run(act)
-
-    def _addresses(self) -> dict[str, str]:
-        return {n.name: n.address for n in self.ctx.spec.nodes}
-
-    def _run(self, action: Callable[[Client], Awaitable[T]]) -> T:
-        async def main() -> T:
-            async with Client(self._addresses(), timeout=10) as client:
-                return await action(client)
-
-        try:
-            return asyncio.run(main())
-        except ClientError as exc:
-            raise NemesisError(f"membership change failed: {exc}") from exc
 
 
-def _show(plan: Plan) -> list[list[object]]:
+def survey(ctx: Context) -> tuple[Configs, set[str]]:
+    """The groups' current configurations, and the nodes that answered."""
+
+    async def ask(client: Client) -> tuple[Configs, set[str]]:
+        found = await views(client, ctx.nodes)
+        if not found:
+            raise NemesisError("no node answers: membership cannot change now")
+        return current_configs(found.values()), set(found)
+
+    return _with_client(ctx, ask)
+
+
+def apply(ctx: Context, plan: Plan) -> None:
+    """Reconfigure the groups of `plan`, each until its new configuration serves."""
+    addresses = _addresses(ctx)
+
+    async def act(client: Client) -> None:
+        await apply_plan(client, plan, addresses, timeout=30)
+
+    _with_client(ctx, act)
+
+
+def move_out(ctx: Context, node: str, candidates: list[str]) -> Plan:
+    """Move every replica of `node` to the least loaded of `candidates` (a node that is gone
+    for good: the groups get back to full strength without it); the plan carried out."""
+    configs, _ = survey(ctx)
+    plan = plan_remove(configs, node, candidates)
+    apply(ctx, plan)
+    return plan
+
+
+def _addresses(ctx: Context) -> dict[str, str]:
+    return {n.name: n.address for n in ctx.spec.nodes}
+
+
+def _with_client(ctx: Context, action: Callable[[Client], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with Client(_addresses(ctx), timeout=10) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(main())
+    except ClientError as exc:
+        raise NemesisError(f"membership change failed: {exc}") from exc
+
+
+def show(plan: Plan) -> list[list[object]]:
     return [[group, members] for group, members in plan]

@@ -153,8 +153,15 @@ def test_a_node_that_stops_as_it_is_cut_is_no_failure() -> None:
 
 
 def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
-    listening: socket.socket,
+    listening: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    moves: list[tuple[str, list[str]]] = []
+
+    def move_out(ctx: nemesis.Context, node: str, candidates: list[str]) -> list:
+        moves.append((node, candidates))
+        return [(3, ["n9", "n4", "n5"])]
+
+    monkeypatch.setattr("kvctl.nemesis.corrupt.move_out", move_out)
     ctx, backend = context()
     host, port = listening.getsockname()
     for node in ctx.spec.nodes:
@@ -173,6 +180,30 @@ def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
     assert stopped["refused"] == [nodes[0]]
     assert ctx.held == {nodes[0]: "corrupt"}  # no other fault picks a node that cannot start
     assert f"refused to start: {nodes[0]}" in stopped["summary"]
+    # repaired as the README says: its replicas move to nodes no fault holds
+    assert moves == [(nodes[0], [n for n in ctx.nodes if n != nodes[0]])]
+    assert f"{nodes[0]}'s replicas moved (group 3 to n9,n4,n5)" in stopped["summary"]
+
+
+def test_a_refused_node_whose_replicas_cannot_move_says_so(
+    listening: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def move_out(ctx: nemesis.Context, node: str, candidates: list[str]) -> list:
+        raise nemesis.NemesisError("membership change failed: no leader")
+
+    monkeypatch.setattr("kvctl.nemesis.corrupt.move_out", move_out)
+    ctx, backend = context()
+    host, port = listening.getsockname()
+    for node in ctx.spec.nodes:
+        node.host, node.port = host, port
+    corrupt = Corrupt(ctx)
+    corrupt.check()
+    victim = corrupt.start()["nodes"][0]
+    backend.refuses.add(victim)
+    stopped = corrupt.stop()
+    assert stopped["repaired"] == {
+        victim: "could not be moved: membership change failed: no leader"
+    }
 
 
 def test_only_a_lazy_node_container_gets_fuse_and_sys_admin() -> None:
