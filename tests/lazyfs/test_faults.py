@@ -152,6 +152,19 @@ def test_a_node_that_stops_as_it_is_cut_is_no_failure() -> None:
     assert ctx.held == {"n1": "power"}
 
 
+def listening_corrupt(
+    listening: socket.socket,
+) -> tuple[nemesis.Context, LazyBackend, Corrupt]:
+    """The corrupt fault on five nodes whose restarts find `listening` answering."""
+    ctx, backend = context()
+    host, port = listening.getsockname()
+    for node in ctx.spec.nodes:
+        node.host, node.port = host, port
+    corrupt = Corrupt(ctx)
+    corrupt.check()
+    return ctx, backend, corrupt
+
+
 def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
     listening: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,12 +175,7 @@ def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
         return [(3, ["n9", "n4", "n5"])]
 
     monkeypatch.setattr("kvctl.nemesis.corrupt.move_out", move_out)
-    ctx, backend = context()
-    host, port = listening.getsockname()
-    for node in ctx.spec.nodes:
-        node.host, node.port = host, port
-    corrupt = Corrupt(ctx)
-    corrupt.check()
+    ctx, backend, corrupt = listening_corrupt(listening)
     value = corrupt.start()
     nodes = value["nodes"]
     assert 1 <= len(nodes) <= 2
@@ -192,12 +200,7 @@ def test_a_refused_node_whose_replicas_cannot_move_says_so(
         raise nemesis.NemesisError("membership change failed: no leader")
 
     monkeypatch.setattr("kvctl.nemesis.corrupt.move_out", move_out)
-    ctx, backend = context()
-    host, port = listening.getsockname()
-    for node in ctx.spec.nodes:
-        node.host, node.port = host, port
-    corrupt = Corrupt(ctx)
-    corrupt.check()
+    ctx, backend, corrupt = listening_corrupt(listening)
     victim = corrupt.start()["nodes"][0]
     backend.refuses.add(victim)
     stopped = corrupt.stop()
