@@ -200,7 +200,7 @@ def test_a_refused_node_whose_replicas_cannot_move_says_so(
         raise nemesis.NemesisError("membership change failed: no leader")
 
     monkeypatch.setattr("kvctl.nemesis.corrupt.move_out", move_out)
-    ctx, backend, corrupt = listening_corrupt(listening)
+    _, backend, corrupt = listening_corrupt(listening)
     victim = corrupt.start()["nodes"][0]
     backend.refuses.add(victim)
     stopped = corrupt.stop()
