@@ -76,7 +76,7 @@ def load(path: str | Path, fmt: str = "auto") -> History:
 
 def detect(text: str, source: str) -> str:
     """Guess the format from the first meaningful line."""
-    for line in text.splitlines():
+    for line in _leading_lines(text):
         s = line.strip()
         if not s or s.startswith(";"):
             continue
@@ -90,6 +90,18 @@ def detect(text: str, source: str) -> str:
             return "porcupine-kv"
         break
     raise HistoryError(f"{source}: cannot tell the format; give --format ({', '.join(FORMATS)})")
+
+
+def _leading_lines(text: str, head: int = 1024) -> Iterator[str]:
+    """The lines of `text`, as `splitlines` cuts them, the first ones without cutting it all:
+    the whole lines of its first `head` characters, then, if wanted, every line after them."""
+    lines = text[:head].splitlines()
+    if len(text) <= head:
+        yield from lines
+        return
+    whole = lines[:-1]  # the last one may go on after the cut, or end in half of a \r\n
+    yield from whole
+    yield from text.splitlines()[len(whole) :]
 
 
 def read_jepsen_log(text: str, source: str) -> History:

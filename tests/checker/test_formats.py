@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kvctl.checker import check, load
 from kvctl.checker.edn import EdnError
-from kvctl.checker.formats import _any_log, _plain_log, detect
+from kvctl.checker.formats import _any_log, _leading_lines, _plain_log, detect
 from kvctl.history import HistoryError, JsonObject
 
 LOG = """\
@@ -258,3 +258,16 @@ def test_jepsen_log_fast_path_changes_nothing(lines: list[str], newline: bool) -
         assert plain is None
         return
     assert plain is None or _shapes(plain) == _shapes(every)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab \r\n\x0b\x85\u2028;{", max_size=40), st.integers(0, 45))
+def test_leading_lines_are_splitlines(text: str, head: int) -> None:
+    # Format detection reads the first lines from the head of the text: the same lines.
+    assert list(_leading_lines(text, head)) == text.splitlines()
+
+
+def test_detect_past_a_long_head(tmp_path: Path) -> None:
+    comments = "; a comment that goes on\n" * 100  # beyond the head read first
+    path = _write(tmp_path, "late.log", comments + "INFO  jepsen.util - 0\t:invoke\t:read\tnil\n")
+    assert detect(path.read_text(encoding="utf-8"), "late.log") == "jepsen-log"
