@@ -12,12 +12,19 @@ A response vouches for nothing on this node's disk: it reports an entry decided 
 majority, which counts this node only once its own fsync returned), a read by read index, or
 a refusal. So it never waits for an fsync, least of all for one of another group's batch.
 
-The fsync runs in a thread while the loop goes on, as a group commit: one fsync in flight at a
-time, covering every batch taken before it started (written then, in one write); batches
-taken meanwhile wait for the next one. When it returns, what vouches for its batches leaves
-(AFTER_FSYNC messages, one frame per peer) and the core hears `persisted`: only then does a
-leader count its own promise or acceptance. The simulator (kvctl/sim/world.py) drives the
-core the same way. Any failed write or fsync stops the node.
+The fsync is a group commit: one fsync in flight at a time, covering every batch taken before
+it started (written then, in one write); batches taken meanwhile wait for the next one. When
+it returns, what vouches for its batches leaves (AFTER_FSYNC messages, one frame per peer) and
+the core hears `persisted`: only then does a leader count its own promise or acceptance. The
+simulator (kvctl/sim/world.py) drives the core the same way. Any failed write or fsync stops
+the node.
+
+While the disk is fast the fsync runs on the loop itself: handing it to a thread costs two
+wakeups (the thread's, then the loop's), which on a busy machine took as long as the fsync
+(issue 16), and input that arrives meanwhile makes the next batch larger. Once an fsync takes
+INLINE_FSYNC_S or longer, the next ones run in a thread while the loop goes on (the node
+keeps answering heartbeats, reads and other groups through a stalled disk), until one is fast
+again.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,9 +68,10 @@ CONNECT_TIMEOUT_S = 0.5
 MAX_RECONNECT_DELAY_S = 0.25
 STORAGE_FAILED = 70  # exit status (EX_SOFTWARE's neighbour): a write or fsync failed
 CORRUPT_DATA = 74  # exit status (EX_IOERR): the data directory holds a corrupt log
+INLINE_FSYNC_S = 0.005  # an fsync slower than this sends the next ones to the thread
 _SEQUENCES = (tuple, list)  # a tuple, not `tuple | list`: no union built per frame
 Outgoing = tuple[str, Any, Any]  # (destination, instance or NODE_LEVEL, message)
-SyncDone = Callable[[BaseException | None], None]  # told the fsync's failure, or None
+SyncDone = Callable[[BaseException | None, float], None]  # (failure or None, seconds)
 _SyncJob = tuple[asyncio.AbstractEventLoop, SyncDone]
 
 
@@ -114,6 +123,7 @@ class NodeServer:
         self._waiting: list[tuple[NodeReady, list[Outgoing]]] = []  # for the next fsync
         self._unwritten: list[list[tuple[Instance, PersistOp]]] = []  # written when it starts
         self._syncing = False  # an fsync runs in the fsync thread
+        self._inline_fsync = True  # the last fsync was fast: run the next on the loop
         self.fsyncer = FsyncThread(self.storage)
 
     async def run(self) -> None:
@@ -208,8 +218,8 @@ class NodeServer:
     def _start_fsync(self) -> None:
         """Group commit: one fsync in flight at a time, covering every batch taken before it
         starts; batches taken meanwhile wait for the next one. They are written as it starts,
-        in one write(2) (nothing vouches for them before), and the loop goes on handling
-        input while the disk works."""
+        in one write(2) (nothing vouches for them before). On the loop while the disk is
+        fast, else in the fsync thread while the loop goes on handling input."""
         group, self._waiting = self._waiting, []
         if self._unwritten:
             try:
@@ -221,13 +231,20 @@ class NodeServer:
             self._complete(group)  # a decided index alone: done once those before it are
             return
         self._syncing = True
-        self.fsyncer.sync(functools.partial(self._synced, group))
+        if self._inline_fsync:
+            self._synced(group, *timed_sync(self.storage))
+        else:
+            self.fsyncer.sync(functools.partial(self._synced, group))
 
     def _synced(
-        self, group: list[tuple[NodeReady, list[Outgoing]]], exc: BaseException | None
+        self,
+        group: list[tuple[NodeReady, list[Outgoing]]],
+        exc: BaseException | None,
+        seconds: float,
     ) -> None:
         if exc is not None:
             _storage_failed(exc)
+        self._inline_fsync = seconds < INLINE_FSYNC_S
         self._syncing = False
         self._complete(group)
         if self._waiting:
@@ -307,7 +324,7 @@ class FsyncThread:
         self._thread.start()
 
     def sync(self, done: SyncDone) -> None:
-        """fsync the log; then `done(None)`, or `done(exc)` if it failed, on this loop."""
+        """fsync the log; then `done(failure or None, seconds it took)` on this loop."""
         self._jobs.put((asyncio.get_running_loop(), done))
 
     def stop(self) -> None:
@@ -318,13 +335,20 @@ class FsyncThread:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             loop, done = job
-            exc: BaseException | None = None
-            try:
-                self.storage.sync()
-            except Exception as failure:  # any failure stops the node, on the loop
-                exc = failure
+            result = timed_sync(self.storage)
             with contextlib.suppress(RuntimeError):  # the loop closed: the node stopped
-                loop.call_soon_threadsafe(done, exc)
+                loop.call_soon_threadsafe(done, *result)
+
+
+def timed_sync(storage: Storage) -> tuple[BaseException | None, float]:
+    """fsync the log: (the failure or None, the seconds it took). A failure is returned, not
+    raised, so that the thread hands it to the loop, where it stops the node."""
+    began = time.perf_counter()
+    try:
+        storage.sync()
+    except Exception as failure:
+        return failure, time.perf_counter() - began
+    return None, time.perf_counter() - began
 
 
 class Inbound(asyncio.Protocol):
