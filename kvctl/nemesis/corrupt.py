@@ -32,7 +32,18 @@ class Corrupt(DiskFault):
         super().__init__(ctx, "corrupt")
 
     def targets(self) -> tuple[str, list[str]]:
-        return self.ctx.pick(self.ctx.free(), self.rng)
+        """Victims as `pick` draws them, but never more than the cluster can lose for good:
+        a node whose data is damaged refuses to start and stays out, so the nodes lost over
+        the whole run stay a minority, and every group can still be repaired around them."""
+        lost = sum(1 for fault in self.ctx.held.values() if fault == self.name)
+        budget = (len(self.ctx.nodes) - 1) // 2 - lost
+        if budget <= 0:
+            raise NemesisError(
+                f"{lost} of {len(self.ctx.nodes)} nodes already lost to corruption: another "
+                "would leave no majority to repair the cluster with"
+            )
+        how, nodes = self.ctx.pick(self.ctx.free(), self.rng)
+        return how, nodes[:budget]
 
     def disk_command(self, node: str) -> list[str]:
         files = [arg for name in DATA_FILES for arg in ("--file", name)]

@@ -241,3 +241,22 @@ def test_a_run_puts_its_nodes_on_the_lazy_filesystem_only_for_disk_faults(
     with pytest.raises(runner.Refused, match="no cluster in this test"):
         runner.run_test(runner.TestOptions(backend="docker", nemesis=faults), lambda text: None)
     assert asked == [lazy]
+
+
+def test_corrupt_never_loses_more_nodes_for_good_than_a_minority(
+    listening: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every victim refuses to start and stays out: over any number of rounds at most two of
+    five nodes are lost, and then the fault says why it takes no more."""
+    monkeypatch.setattr("kvctl.nemesis.corrupt.move_out", lambda ctx, node, candidates: [])
+    ctx, backend, corrupt = listening_corrupt(listening)
+    backend.refuses.update(ctx.nodes)
+    for _ in range(6):
+        try:
+            corrupt.start()
+        except nemesis.NemesisError as exc:
+            assert "would leave no majority" in str(exc)
+            continue
+        corrupt.stop()
+    lost = [node for node, fault in ctx.held.items() if fault == "corrupt"]
+    assert len(lost) == 2
