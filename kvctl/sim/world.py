@@ -2,8 +2,9 @@
 
 A node writes each ready batch at once and fsyncs it as a group commit: one fsync at a time,
 covering every batch written before it started; batches that arrive meanwhile wait for the
-next one. Messages that vouch for a batch (AFTER_FSYNC) and client responses leave only when
-its fsync returns, as in the real server; a crash before then loses them. Everything else
+next one. Messages that vouch for a batch (AFTER_FSYNC) leave only when its fsync returns, as
+in the real server; a crash before then loses them. Everything else, client responses
+included (they report what is decided, durable at a majority by the core's own count),
 leaves at once, so a crash can land after a node told others about a write it never made
 durable.
 
@@ -192,13 +193,16 @@ class SimNode:
         early = [m for m in ready.messages if not isinstance(m[2], AFTER_FSYNC)]
         for dst, instance, msg in early:
             self.world.send(self.name, dst, (instance, msg))
+        for conn, response in ready.responses:  # they report what is decided, as the server
+            self.world.respond(self.name, conn, response)  # sends them: at once
         if ready.persist:
             self.cache += encode_batch(ready.persist)
-        if not (ready.persist or later or ready.responses):
+        if not (ready.persist or later):
             return
         sync = any(needs_fsync(op) for _, op in ready.persist)
-        self._cut_due |= sync and bool(early) and self.cut_in_next_fsync is not None
-        self._sent_early |= bool(early) and (sync or self._syncing)
+        went_early = bool(early or ready.responses)
+        self._cut_due |= sync and went_early and self.cut_in_next_fsync is not None
+        self._sent_early |= went_early and (sync or self._syncing)
         self._next_group.append((ready, later))
         if not self._syncing:
             self._start_fsync()
@@ -239,8 +243,6 @@ class SimNode:
         for ready, later in group:
             for dst, instance, msg in later:
                 self.world.send(self.name, dst, (instance, msg))
-            for conn, response in ready.responses:
-                self.world.respond(self.name, conn, response)
             if ready.written:
                 self.core.persisted(ready.written)
         if self._next_group:
