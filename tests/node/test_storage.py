@@ -221,9 +221,9 @@ def test_a_failed_write_stops_the_node(tmp_path, monkeypatch):
     node.storage.close()
 
 
-def test_a_failed_fsync_in_the_fsync_thread_stops_the_node(tmp_path, monkeypatch):
-    """The fsync runs beside the event loop; its failure must stop the node all the same,
-    and nothing that waited for it (a client response, persisted()) may go out."""
+def test_a_failed_fsync_stops_the_node(tmp_path, monkeypatch):
+    """Whether the fsync runs on the event loop or beside it (after a slow one), its failure
+    must stop the node, and nothing that waited for it (persisted()) may happen."""
     config = NodeConfig("n1", "127.0.0.1", 0, {"n1": ("127.0.0.1", 1)}, {}, tmp_path, 1, 1)
     node = NodeServer(config)
     exits: list[int] = []
