@@ -150,22 +150,26 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     faults healed, a cluster it started taken down, what was recorded kept and checked.
     Python's default would end the process on the spot and leave the cluster running. It is
     passed on as SIGINT, so that whoever handles Ctrl-C at that moment handles it (inside
-    asyncio.run, the runner cancels its main task cleanly). Processes forked meanwhile (the
-    checker's workers) inherit the handler and must still die of SIGTERM as usual."""
-    main = os.getpid()
+    asyncio.run, the runner cancels its main task cleanly). A process forked meanwhile (the
+    checker's pool workers, which pool.terminate() ends with SIGTERM) gets the kernel's
+    default back as it starts: SIGTERM must end it outright, even deep in a lock wait."""
+    previous = signal.signal(signal.SIGTERM, _pass_on_as_sigint)
+    active = [True]
 
-    def interrupt(signum: int, frame: object) -> None:
-        if os.getpid() == main:
-            signal.raise_signal(signal.SIGINT)
-        else:
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
+    def default_in_child() -> None:
+        if active[0]:
+            signal.signal(signal.SIGTERM, previous)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    os.register_at_fork(after_in_child=default_in_child)
     try:
         yield
     finally:
+        active[0] = False
         signal.signal(signal.SIGTERM, previous)
+
+
+def _pass_on_as_sigint(signum: int, frame: object) -> None:
+    signal.raise_signal(signal.SIGINT)
 
 
 def _print_outcome(display: Display, finished: Finished) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 import time
 
 import pytest
@@ -35,3 +36,40 @@ def test_a_forked_worker_still_dies_of_sigterm():
         worker.terminate()  # SIGTERM
         worker.join(timeout=30)
     assert worker.exitcode == -signal.SIGTERM
+
+
+def test_a_worker_forked_from_another_thread_still_dies_of_sigterm():
+    """A pool forks its replacement workers from a thread of its own."""
+    fork = multiprocessing.get_context("fork")
+    started = fork.Event()
+    workers = []
+    with _sigterm_as_interrupt():
+        spawner = threading.Thread(
+            target=lambda: workers.append(fork.Process(target=_wait_forever, args=(started,)))
+        )
+        spawner.start()
+        spawner.join()
+        thread = threading.Thread(target=workers[0].start)
+        thread.start()
+        thread.join()
+        assert started.wait(timeout=30)
+        workers[0].terminate()
+        workers[0].join(timeout=30)
+    assert workers[0].exitcode == -signal.SIGTERM
+
+
+def _report_sigterm_disposition(conn) -> None:
+    conn.send(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+
+
+def test_a_forked_process_starts_with_the_kernels_default_for_sigterm():
+    """No Python-level handler in a child: one blocked in C (a pool worker waiting on its
+    queue's lock) would only run it once the call returns, and pool.terminate() would hang."""
+    fork = multiprocessing.get_context("fork")
+    ours, theirs = fork.Pipe()
+    with _sigterm_as_interrupt():
+        child = fork.Process(target=_report_sigterm_disposition, args=(theirs,))
+        child.start()
+        assert ours.poll(30)
+        assert ours.recv() is True
+        child.join(timeout=30)
