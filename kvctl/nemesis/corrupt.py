@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import ClassVar
 
 from kvctl.control.backend import BackendError
 from kvctl.nemesis.fault import Context, NemesisError, Value
@@ -28,8 +29,13 @@ STARTED_TIMEOUT = 15.0
 class Corrupt(DiskFault):
     """Flip bits in, or cut the tail of, one data file of each victim while it is down."""
 
+    # Healed after partitions (1): a repair that failed while the network was cut is tried
+    # again then, with every other node reachable.
+    stage: ClassVar[int] = 2
+
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx, "corrupt")
+        self.unrepaired: list[str] = []
 
     def targets(self) -> tuple[str, list[str]]:
         """Victims as `pick` draws them, but never more than the cluster can lose for good:
@@ -66,19 +72,31 @@ class Corrupt(DiskFault):
         if refused:
             value["refused"] = refused
             value["summary"] += f"; refused to start: {', '.join(refused)}"
-            value["repaired"] = {node: self._repair(node, refused) for node in refused}
-            value["summary"] += "".join(
-                f"; {node}'s replicas {how}" for node, how in value["repaired"].items()
-            )
+            self._repair_all(refused, value)
         return value
 
-    def _repair(self, node: str, refused: list[str]) -> str:
+    def heal(self) -> Value:
+        """Restart what is down, and try again the repairs that failed."""
+        value = super().heal()
+        if self.unrepaired:
+            self._repair_all(self.unrepaired, value)
+        return value
+
+    def _repair_all(self, nodes: list[str], value: Value) -> None:
+        value["repaired"] = {node: self._repair(node) for node in nodes}
+        value["summary"] += "".join(
+            f"; {node}'s replicas {how}" for node, how in value["repaired"].items()
+        )
+
+    def _repair(self, node: str) -> str:
         """Move `node`'s replicas to the nodes no fault holds; what happened, in words."""
-        candidates = [n for n in self.ctx.free() if n not in refused]
+        if node in self.unrepaired:
+            self.unrepaired.remove(node)
         try:
-            plan = move_out(self.ctx, node, candidates)
+            plan = move_out(self.ctx, node, self.ctx.free())
         except (NemesisError, ValueError) as exc:
-            return f"could not be moved: {exc}"
+            self.unrepaired.append(node)
+            return f"could not be moved (tried again at the heal): {exc}"
         moved = ", ".join(f"group {group} to {','.join(members)}" for group, members in plan)
         return f"moved ({moved or 'it had none'})"
 

@@ -13,6 +13,7 @@ import pytest
 from kvctl import nemesis
 from kvctl.control.backend import BackendError, ClusterSpec, ExecResult
 from kvctl.nemesis.corrupt import Corrupt
+from kvctl.nemesis.partition import Partition
 from kvctl.nemesis.power import Power
 from kvctl.nemesis.process import kill
 from tests.harness.fakes import FakeBackend, spec_of
@@ -196,8 +197,14 @@ def test_corrupt_damages_a_data_file_and_reports_who_refused_to_start(
 def test_a_refused_node_whose_replicas_cannot_move_says_so(
     listening: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A repair that fails (the network is cut, say) is tried again at the heal, which comes
+    after the partitions' heal."""
+    network_cut = [True]
+
     def move_out(ctx: nemesis.Context, node: str, candidates: list[str]) -> list:
-        raise nemesis.NemesisError("membership change failed: no leader")
+        if network_cut[0]:
+            raise nemesis.NemesisError("membership change failed: no leader")
+        return [(1, ["n9"])]
 
     monkeypatch.setattr("kvctl.nemesis.corrupt.move_out", move_out)
     _, backend, corrupt = listening_corrupt(listening)
@@ -205,8 +212,14 @@ def test_a_refused_node_whose_replicas_cannot_move_says_so(
     backend.refuses.add(victim)
     stopped = corrupt.stop()
     assert stopped["repaired"] == {
-        victim: "could not be moved: membership change failed: no leader"
+        victim: "could not be moved (tried again at the heal): membership change failed: "
+        "no leader"
     }
+    assert corrupt.stage > Partition.stage
+    network_cut[0] = False
+    healed = corrupt.heal()
+    assert healed["repaired"] == {victim: "moved (group 1 to n9)"}
+    assert corrupt.heal().get("repaired") is None  # done once, not at every heal
 
 
 def test_only_a_lazy_node_container_gets_fuse_and_sys_admin() -> None:
