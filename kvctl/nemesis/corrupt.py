@@ -1,6 +1,6 @@
 """Corruption at rest: while a node is down, bits flip in its data file or its tail is cut off.
 
-On one node or a minority (or a group's leader), the fault freezes the lazy filesystem (nothing
+On one node (or a group's leader), the fault freezes the lazy filesystem (nothing
 is lost: the disk keeps what the page cache held), damages one data file beneath it, kills the
 node and, on stop, restarts it. Unlike a torn write, this damages data that was synced and may
 have been acknowledged, so a store must notice it and refuse to start rather than serve from a
@@ -38,18 +38,24 @@ class Corrupt(DiskFault):
         self.unrepaired: list[str] = []
 
     def targets(self) -> tuple[str, list[str]]:
-        """Victims as `pick` draws them, but never more than the cluster can lose for good:
-        a node whose data is damaged refuses to start and stays out, so the nodes lost over
-        the whole run stay a minority, and every group can still be repaired around them."""
+        """One node (a random one or a group's leader), and only while the cluster can lose
+        it for good: a node whose data is damaged refuses to start and stays out. Two at once,
+        or one before the last is repaired, could be a majority of one group's replicas (on a
+        ring of five with three replicas every two nodes share a group), which no store
+        survives; and the nodes lost over the whole run stay a minority."""
         lost = sum(1 for fault in self.ctx.held.values() if fault == self.name)
-        budget = (len(self.ctx.nodes) - 1) // 2 - lost
-        if budget <= 0:
+        if lost >= (len(self.ctx.nodes) - 1) // 2:
             raise NemesisError(
                 f"{lost} of {len(self.ctx.nodes)} nodes already lost to corruption: another "
                 "would leave no majority to repair the cluster with"
             )
+        if self.unrepaired:
+            raise NemesisError(
+                f"{', '.join(self.unrepaired)} not repaired yet: another damaged node could be "
+                "a majority of one group's replicas"
+            )
         how, nodes = self.ctx.pick(self.ctx.free(), self.rng)
-        return how, nodes[:budget]
+        return ("one", nodes[:1]) if how == "minority" else (how, nodes)
 
     def disk_command(self, node: str) -> list[str]:
         files = [arg for name in DATA_FILES for arg in ("--file", name)]

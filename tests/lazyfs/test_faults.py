@@ -216,6 +216,8 @@ def test_a_refused_node_whose_replicas_cannot_move_says_so(
         "no leader"
     }
     assert corrupt.stage > Partition.stage
+    with pytest.raises(nemesis.NemesisError, match="not repaired yet"):
+        corrupt.start()  # a second damaged node could be a majority of one group's replicas
     network_cut[0] = False
     healed = corrupt.heal()
     assert healed["repaired"] == {victim: "moved (group 1 to n9)"}
@@ -273,3 +275,14 @@ def test_corrupt_never_loses_more_nodes_for_good_than_a_minority(
         corrupt.stop()
     lost = [node for node, fault in ctx.held.items() if fault == "corrupt"]
     assert len(lost) == 2
+
+
+def test_corrupt_damages_one_node_at_a_time() -> None:
+    """On five nodes with three replicas every two nodes share a group: two damaged at once
+    would be a majority of its replicas."""
+    for seed in range(40):
+        ctx, _ = context(seed=seed)
+        corrupt = Corrupt(ctx)
+        corrupt.check()
+        how, nodes = corrupt.targets()
+        assert len(nodes) == 1 and how in ("one", "leader")
