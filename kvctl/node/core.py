@@ -167,7 +167,6 @@ class NodeCore:
         self._route(ClientSink(conn, req_id), request, hops=0)
 
     def peer_message(self, src: str, group: Any, msg: Any) -> None:
-        self.reach.heard(src, self._now)
         if group == NODE_LEVEL:
             if isinstance(msg, Ping):
                 self._ready.messages.append((src, NODE_LEVEL, Pong()))

@@ -3,9 +3,12 @@
 A forward goes to the node believed to lead the key's group, unless that node is out of
 reach: then to another member we can reach, which forwards it on (a request passes through
 at most two hops). A peer is reachable while it answers our pings: every node pings every
-other every `PING_TICKS`, and a Pong proves the round trip. A peer that sends us messages but
-leaves our pings unanswered for `STALL_TICKS` has a stalled link from us (TCP backing off
-after a partition healed, say): the host resets that connection rather than wait for it.
+other every `PING_TICKS`, and a Pong proves the round trip. A peer that leaves our pings
+unanswered for `STALL_TICKS` may sit behind a stalled connection: a link cut by a partition
+looks open to TCP, which backs off exponentially and, seconds after the heal, has still not
+retransmitted. So the host resets that connection, and again every `STALL_TICKS` while the
+pings go unanswered: each new connection sends its first SYN at once, and the first one after
+the heal gets through.
 
 A forward that gets no answer within `RETRY_TICKS` goes to the next candidate, up to
 `MAX_TRIES` nodes, so a request is never held until the client's timeout because one link is
@@ -65,7 +68,7 @@ class Reachability:
     def __init__(self) -> None:
         self._answered: dict[str, int] = {}
         self._asked_since: dict[str, int] = {}  # the oldest ping not answered yet
-        self._heard: dict[str, int] = {}
+        self._reset_at: dict[str, int] = {}  # when the host was last told to reconnect
 
     def pinged(self, peer: str, now: int) -> None:
         self._asked_since.setdefault(peer, now)
@@ -73,9 +76,6 @@ class Reachability:
     def answered(self, peer: str, now: int) -> None:
         self._answered[peer] = now
         self._asked_since.pop(peer, None)
-
-    def heard(self, peer: str, now: int) -> None:
-        self._heard[peer] = now
 
     def reachable(self, peer: str, now: int) -> bool:
         last = self._answered.get(peer)
@@ -88,15 +88,16 @@ class Reachability:
         return since is not None and now - since > REACH_TICKS
 
     def stalled(self, now: int) -> list[str]:
-        """Peers we hear from that have not answered a ping for STALL_TICKS: the way from us
-        to them is stuck while the way back works."""
+        """Peers whose connection to reset: no ping answered for STALL_TICKS, and none reset
+        for as long (each new connection gets its own chance)."""
         stalled = [
             peer
             for peer, since in self._asked_since.items()
-            if now - since >= STALL_TICKS and now - self._heard.get(peer, -STALL_TICKS) <= 20
+            if now - since >= STALL_TICKS
+            and now - self._reset_at.get(peer, now - STALL_TICKS) >= STALL_TICKS
         ]
         for peer in stalled:
-            self._asked_since[peer] = now  # give the new connection its own chance
+            self._reset_at[peer] = now
         return stalled
 
     def pick(
