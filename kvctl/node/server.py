@@ -444,10 +444,10 @@ class PeerLink:
             self.transport.write(data)
 
     def reset(self) -> None:
-        """Drop a connection that carries nothing (the peer hears us no more, though we hear
-        it): after a partition heals, TCP may back off for seconds before it retransmits,
-        while a new connection gets through at once. Abort, not close: close would wait for
-        the stuck buffer to drain."""
+        """Drop a connection our pings no longer get answers over (routing.py): after a
+        partition heals, TCP may back off for seconds before it retransmits, while a new
+        connection gets through at once. Abort, not close: close would wait for the stuck
+        buffer to drain."""
         if self.transport is not None:
             log.warning("no answer from %s over our connection: reconnecting", self.name)
             self.transport.abort()

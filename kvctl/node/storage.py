@@ -176,15 +176,15 @@ class Storage:
             raise RuntimeError("load() the log before writing to it: records go after its end")
         data = b"".join(map(encode_batch, batches))
         if self._size + len(data) + _HEADER > self._allocated:
-            self._grow(self._size + len(data) + _HEADER)
+            self._grow(self._size + len(data))
         _write_at(self._file.fileno(), data, self._size)
         self._size += len(data)
 
-    def _grow(self, at_least: int) -> None:
-        """Extend the file to whole chunks past `at_least` bytes, and sync that before any
-        record goes there: a power cut then leaves the new size or the old, never records
-        running to the end of a file that merely looks cut short."""
-        self._allocated = -(-at_least // self.chunk) * self.chunk
+    def _grow(self, used: int) -> None:
+        """Extend the file to hold `used` bytes of records, and sync that before any record
+        goes there: a power cut then leaves the new size or the old, never records running to
+        the end of a file that merely looks cut short."""
+        self._allocated = self._size_for(used)
         os.ftruncate(self._file.fileno(), self._allocated)
         os.fdatasync(self._file.fileno())
 
@@ -219,11 +219,16 @@ class Storage:
         tmp = self.dir / (WAL_NAME + ".tmp")
         with open(tmp, "wb") as out:
             out.write(data)
-            out.truncate(-(-(len(data) + _HEADER) // self.chunk) * self.chunk)
+            out.truncate(self._size_for(len(data)))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(self.dir)
+
+    def _size_for(self, used: int) -> int:
+        """The file size for `used` bytes of records: whole chunks, with at least a header's
+        length of zeros after them."""
+        return -(-(used + _HEADER) // self.chunk) * self.chunk
 
     def close(self) -> None:
         self._file.close()

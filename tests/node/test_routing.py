@@ -21,23 +21,31 @@ FOUR = (*NODES, "n4")
 WRITE = (1, "w", "k", "v", None, 42, 1)
 
 
+def _step(cores, forwards, responses, tick, lost=lambda src, dst, msg: False):
+    """One round: each core ticks (if `tick`) and hands its ready batch over; node-level
+    messages reach the other cores unless `lost`. Forwards sent (src, dst) and client
+    responses are added to the lists; returns whether any message was delivered."""
+    moved = False
+    for name, core in cores.items():
+        if tick:
+            core.tick()
+        ready = core.take_ready()
+        responses += ready.responses
+        for dst, group, msg in ready.messages:
+            if isinstance(msg, ClientForward):
+                forwards.append((name, dst))
+            if dst in cores and group == NODE_LEVEL and not lost(name, dst, msg):
+                cores[dst].peer_message(name, group, msg)
+                moved = True
+    return moved
+
+
 def _run(cores, cut=frozenset(), rounds=50, ticks=0):
     """Deliver node-level messages between the cores (dropping `cut` links), ticking
     `ticks` times first; returns the forwards sent (src, dst) and the client responses."""
     forwards, responses = [], []
     for step in range(rounds + ticks):
-        moved = False
-        for name, core in cores.items():
-            if step < ticks:
-                core.tick()
-            ready = core.take_ready()
-            responses += ready.responses
-            for dst, group, msg in ready.messages:
-                if isinstance(msg, ClientForward):
-                    forwards.append((name, dst))
-                if dst in cores and (name, dst) not in cut and group == NODE_LEVEL:
-                    cores[dst].peer_message(name, group, msg)
-                    moved = True
+        moved = _step(cores, forwards, responses, step < ticks, lambda a, b, m: (a, b) in cut)
         if not moved and step >= ticks:
             break
     return forwards, responses
@@ -144,15 +152,7 @@ def test_a_forward_with_no_candidate_left_is_answered_unknown_long_before_the_ti
     responses, forwards, ticks = [], [], 0
     while not responses and ticks < 3 * RETRY_TICKS:
         ticks += 1
-        for name, core in cores.items():
-            core.tick()
-            ready = core.take_ready()
-            responses += ready.responses
-            for dst, group, msg in ready.messages:
-                if isinstance(msg, ClientForward):
-                    forwards.append((name, dst))
-                elif dst in cores and group == NODE_LEVEL:
-                    cores[dst].peer_message(name, group, msg)
+        _step(cores, forwards, responses, True, lambda a, b, m: isinstance(m, ClientForward))
     assert forwards == [("n4", "n2"), ("n4", "n3")]
     assert ticks <= 2 * RETRY_TICKS + PING_TICKS < cores["n4"].request_timeout_ticks
     [(_, (_, status, value, _))] = responses
