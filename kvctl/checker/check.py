@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from operator import attrgetter
 from typing import Any
 
@@ -25,6 +26,26 @@ EXPLAIN_BUDGET = 2.0
 _CALL = attrgetter("call")
 
 
+class _Deferred:
+    """A text field that may be given as a function, called when the field is first read: an
+    invalid key's explanation costs more than its verdict, and most callers want the verdict
+    only (Porcupine's CheckEvents computes no explanation either)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj: object, owner: type | None = None) -> str:
+        if obj is None:
+            return ""  # the field's default
+        text = obj.__dict__[self.slot]
+        if not isinstance(text, str):
+            text = obj.__dict__[self.slot] = text()
+        return text
+
+    def __set__(self, obj: object, text: str | Callable[[], str]) -> None:
+        obj.__dict__[self.slot] = text
+
+
 @dataclass
 class KeyResult:
     """The verdict for one key, decided `by` the graph or the search.
@@ -32,17 +53,21 @@ class KeyResult:
     `order` holds operation ids (`Op.id`): a linearization when valid (operations with unknown
     outcome that need not take effect are left out), the longest linearizable prefix found
     when invalid; `blocked` is the operation that cannot be placed after it (None when a
-    graph cycle decided, or when undecided)."""
+    graph cycle decided, or when undecided). `explanation` is worked out when first read."""
 
     key: Hashable
     valid: bool | str
-    explanation: str = ""
+    explanation: _Deferred = _Deferred()
     by: str = "search"
     ops: int = 0
     seconds: float = 0.0
     steps: int = 0
     order: list[int] = field(default_factory=list)
     blocked: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent from a worker process with its explanation in words, not the search behind it."""
+        return {**self.__dict__, "_explanation": self.explanation}
 
 
 @dataclass
@@ -138,7 +163,7 @@ def check_key(
             if again.valid is False:
                 model, out = exact, again
         assert out.blocked is not None  # an invalid search names the operation it blocked at
-        result.explanation = failure(Words(history, model), ops, out)
+        result.explanation = partial(failure, Words(history, model), ops, out)
         result.blocked = ops[out.blocked].id
     result.order = [ops[i].id for i in out.order]
     result.seconds = time.monotonic() - start

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import pickle
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,6 +37,15 @@ def test_json_form() -> None:
     assert data["valid"] is False and data["model"] == "register"
     assert [k["key"] for k in data["keys"]] == ['"bad"', '"good"']
     assert data["keys"][0]["by"] == "graph" and "order" not in data["keys"][0]
+
+
+def test_explanation_worked_out_later_reads_the_same(corpus: Path) -> None:
+    [key] = check(load(corpus / "porcupine" / "jepsen" / "etcd_000.log")).keys
+    assert key.valid is False and key.by == "search"
+    sent = pickle.loads(pickle.dumps(key))  # as from a worker process: the text travels
+    text = key.explanation
+    assert text.startswith("process 11's read 2 (lines 85 to 86) cannot take effect")
+    assert sent.explanation == asdict(key)["explanation"] == text
 
 
 def test_initial_value() -> None:
