@@ -26,10 +26,14 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Protocol
 
 from kvctl.history import Op
 
+_CALL, _RET = attrgetter("call"), attrgetter("ret")
+# What makes two operations identical to a model: f, value, result and status, by position.
+_CLASS = itemgetter(*map(Op._fields.index, ("f", "value", "result", "status")))
 MEMO_BYTES = 1 << 30  # about what one search's memo may hold before the key is unknown
 _CHECK_EVERY = 0x3FF
 
@@ -77,12 +81,12 @@ def symmetric_before(ops: Sequence[Op]) -> list[int]:
     depend on those four fields of an operation only.
     """
     inf = float("inf")
-    calls = [op.call for op in ops]
-    rets = [inf if op.ret is None else op.ret for op in ops]
+    calls = list(map(_CALL, ops))
+    rets = [inf if r is None else r for r in map(_RET, ops)]
+    keys = list(map(_CLASS, ops))
     classes: dict[tuple, list[int]] = {}
     for i in sorted(range(len(ops)), key=calls.__getitem__):  # each class in order of call
-        op = ops[i]
-        classes.setdefault((op.f, op.value, op.result, op.status), []).append(i)
+        classes.setdefault(keys[i], []).append(i)
     masks = [0] * len(ops)
     for members in classes.values():
         if len(members) < 2:
@@ -153,13 +157,14 @@ def search(
                 memo=len(memo),
                 reason=f"the search ran out of {why} after {steps:,} steps",
             )
-        take = True
+        take = False
         if mode == 0:
             # A legal read-only candidate is taken, and no alternative to it is tried.
             w = pos[nxt[heads + 3]]
             e = nxt[heads]
             while pos[e] < w:
-                if lin & before[e] == before[e]:
+                need = before[e]
+                if lin & need == need:
                     got = trans[e].get(s)
                     r = step(e, s) if got is None else got
                     if r >= 0:
@@ -169,21 +174,22 @@ def search(
                 mode, e = 1, nxt[heads + 1]
                 continue
             key = (lin | bit[e]) << 32 | s
-            if key in memo:
-                take = False  # this very choice was explored from an equal node: dead
-            else:
+            if key not in memo:  # else this very choice was explored from an equal node: dead
                 memo.add(key)
+                take = True
         elif pos[e] < w:
-            if lin & before[e] != before[e]:
+            need = before[e]
+            if lin & need == need:
+                got = trans[e].get(s)
+                r = step(e, s) if got is None else got
+                if r >= 0 and not (mode == 2 and r == s):
+                    key = (lin | bit[e]) << 32 | r
+                    if key not in memo:
+                        memo.add(key)
+                        take = True
+            if not take:
                 e = nxt[e]
                 continue
-            got = trans[e].get(s)
-            r = step(e, s) if got is None else got
-            key = (lin | bit[e]) << 32 | r
-            if r < 0 or key in memo or (mode == 2 and r == s):
-                e = nxt[e]
-                continue
-            memo.add(key)
         elif mode == 1:
             mode, e = 2, nxt[heads + 2]
             continue
@@ -195,7 +201,6 @@ def search(
                 prefix = [i for i, _, _ in stack]
             elif at == furthest:
                 tried.add(s)
-            take = False
         if take:
             stack.append((e, s, mode))
             lin |= bit[e]
