@@ -16,7 +16,6 @@ from kvctl.checker.model import Base, Fact, Known, brief, show
 from kvctl.history import Op
 
 UNSEEN = "<unseen>"
-_RET = attrgetter("ret")
 
 
 class _Unseen:
@@ -41,24 +40,31 @@ class Register(Base):
     def __init__(self, ops: Sequence[Op], initial: Any = None) -> None:
         super().__init__(ops, initial)
         # Values some operation compares with: any other value looks the same to every op.
-        observed, written = set(), {self.initial}
+        observed: set[Hashable] = set()
+        writer: dict[Hashable, Op | None] = {}  # a value's only writer; None once two write it
         for op in ops:
-            if op.f == "read":
+            f = op.f
+            if f == "read":
                 if op.status == "ok":
                     observed.add(op.result)
-            elif op.f == "write":
-                if op.status != "fail":
-                    written.add(op.value)
+                continue
+            if f == "write":
+                value = op.value
             else:
                 observed.add(op.value[0])
-                if op.status != "fail":
-                    written.add(op.value[1])
-        self.observed: set[Hashable] | None = None if written <= observed else observed
+                value = op.value[1]
+            if op.status != "fail":
+                writer[value] = None if value in writer else op
+        unseen = self.initial not in observed or not writer.keys() <= observed
+        self.observed: set[Hashable] | None = observed if unseen else None
+        # Whether `settle` can find anything: a value, not the initial one, that only one
+        # operation writes, and whose outcome is unknown.
+        self.lone_unknown = any(
+            w is not None and w.ret is None and v != self.initial for v, w in writer.items()
+        )
         self._exact: Register | None = None
 
-    @staticmethod
-    def key(op: Op) -> Hashable:
-        return op.key
+    key = staticmethod(attrgetter("key"))  # a partition per key; a C call, once per operation
 
     @staticmethod
     def validate(op: Op) -> str | None:
@@ -150,9 +156,11 @@ class Register(Base):
 
     def settle(self, ops: list[Op]) -> list[Op]:
         """A value that someone saw and only one unknown operation wrote proves that this
-        operation happened (a cas: succeeded), before the first who saw it returned."""
-        if None not in map(_RET, ops):
-            return ops  # no unknown outcome to settle
+        operation happened (a cas: succeeded), before the first who saw it returned.
+
+        `ops` are the relevant ones of those the model was made from."""
+        if not self.lone_unknown:
+            return ops  # no value that only an operation of unknown outcome wrote
         sources, observers = self._evidence(ops)
         settled = list(ops)
         for value, seen_by in observers.items():

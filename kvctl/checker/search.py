@@ -121,7 +121,6 @@ def search(
     ro = [model.read_only(op) for op in ops]
     pos, nxt, prv = _lists(ops, ro)
     heads = 2 * n
-    bit = [1 << i for i in range(n)]
     states: list[Hashable] = [model.init()]
     ids: dict[Hashable, int] = {states[0]: 0}
     trans: list[dict[int, int]] = [{} for _ in ops]
@@ -173,7 +172,7 @@ def search(
             else:
                 mode, e = 1, nxt[heads + 1]
                 continue
-            key = (lin | bit[e]) << 32 | s
+            key = (lin | 1 << e) << 32 | s
             if key not in memo:  # else this very choice was explored from an equal node: dead
                 memo.add(key)
                 take = True
@@ -183,7 +182,7 @@ def search(
                 got = trans[e].get(s)
                 r = step(e, s) if got is None else got
                 if r >= 0 and not (mode == 2 and r == s):
-                    key = (lin | bit[e]) << 32 | r
+                    key = (lin | 1 << e) << 32 | r
                     if key not in memo:
                         memo.add(key)
                         take = True
@@ -203,7 +202,7 @@ def search(
                 tried.add(s)
         if take:
             stack.append((e, s, mode))
-            lin |= bit[e]
+            lin |= 1 << e
             s = r
             p, q = prv[e], nxt[e]
             nxt[p], prv[q] = q, p
@@ -221,7 +220,7 @@ def search(
                     False, prefix, blocked, [states[t] for t in sorted(tried)], steps, len(memo)
                 )
             e, s, mode = stack.pop()
-            lin ^= bit[e]
+            lin ^= 1 << e
             if has_ret[e]:
                 known_left += 1
                 r = e + n
