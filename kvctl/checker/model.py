@@ -136,11 +136,10 @@ def choose(history: History, models: Sequence[type[Any]]) -> type[Any]:
     for model in models:
         if fs <= model.fs:
             validate = model.validate
-            if validate is not Base.validate:  # the default finds nothing wrong
-                for op in history.ops:
-                    problem = validate(op)
-                    if problem:
-                        raise HistoryError(f"{history.source}:{op.invoke.line}: {problem}")
+            # The default finds nothing wrong; any(map()) looks without a Python loop.
+            if validate is not Base.validate and any(map(validate, history.ops)):
+                op, problem = next((op, p) for op in history.ops if (p := validate(op)))
+                raise HistoryError(f"{history.source}:{op.invoke.line}: {problem}")
             return model
     first = history.ops[0]
     home = next((m for m in models if first.f in m.fs), None)

@@ -123,7 +123,7 @@ def search(
     heads = 2 * n
     states: list[Hashable] = [model.init()]
     ids: dict[Hashable, int] = {states[0]: 0}
-    trans: list[dict[int, int]] = [{} for _ in ops]
+    trans: list[dict[int, int]] = [{}]  # per state: operation -> the state after it, or -1
     memo: set[int] = set()
     stack: list[tuple[int, int, int]] = []
     lin = s = steps = 0
@@ -137,7 +137,8 @@ def search(
         r = ids.setdefault(after, len(states)) if legal else -1
         if r == len(states):
             states.append(after)
-        trans[i][sid] = r
+            trans.append({})
+        trans[sid][i] = r
         return r
 
     # mode 0: a new node; 1: trying candidates with a known outcome; 2: those with an unknown
@@ -164,7 +165,7 @@ def search(
             while pos[e] < w:
                 need = before[e]
                 if lin & need == need:
-                    got = trans[e].get(s)
+                    got = trans[s].get(e)
                     r = step(e, s) if got is None else got
                     if r >= 0:
                         break
@@ -179,7 +180,7 @@ def search(
         elif pos[e] < w:
             need = before[e]
             if lin & need == need:
-                got = trans[e].get(s)
+                got = trans[s].get(e)
                 r = step(e, s) if got is None else got
                 if r >= 0 and not (mode == 2 and r == s):
                     key = (lin | 1 << e) << 32 | r

@@ -13,7 +13,7 @@ from checker_corpus import timed
 
 from kvctl.checker import Result, check, load, parallel
 from kvctl.checker.kv import Kv
-from kvctl.history import History
+from kvctl.history import History, HistoryError
 
 
 def _two_keys() -> History:
@@ -46,6 +46,17 @@ def test_explanation_worked_out_later_reads_the_same(corpus: Path) -> None:
     text = key.explanation
     assert text.startswith("process 11's read 2 (lines 85 to 86) cannot take effect")
     assert sent.explanation == asdict(key)["explanation"] == text
+
+
+def test_an_operation_of_the_wrong_shape_is_refused_with_its_line() -> None:
+    events = [
+        {"process": 0, "type": "invoke", "f": "write", "key": "k", "value": 1},
+        {"process": 0, "type": "ok", "f": "write", "key": "k", "value": 1},
+        {"process": 1, "type": "invoke", "f": "cas", "key": "k", "value": 1},
+    ]
+    refused = r"^<events>:3: a cas value must be \[old, new\], not 1$"
+    with pytest.raises(HistoryError, match=refused):
+        check(History.from_events(events))
 
 
 def test_initial_value() -> None:
