@@ -37,11 +37,12 @@ class Kv(Base):
         return op.key
 
     @staticmethod
-    def validate(op: Op) -> str | None:
-        if op.f != "get" and not isinstance(op.value, str):
-            return f"{op.f} needs a string, not {show(op.value)}"
-        if op.f == "get" and op.status == "ok" and not isinstance(op.result, str):
-            return f"get returned {show(op.result)}, not a string"
+    def invalid(ops: Sequence[Op]) -> tuple[Op, str] | None:
+        for op in ops:
+            if op.f != "get" and not isinstance(op.value, str):
+                return op, f"{op.f} needs a string, not {show(op.value)}"
+            if op.f == "get" and op.status == "ok" and not isinstance(op.result, str):
+                return op, f"get returned {show(op.result)}, not a string"
         return None
 
     def relevant(self, op: Op) -> bool:

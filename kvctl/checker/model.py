@@ -87,8 +87,9 @@ class Base:
         self.initial = initial
 
     @staticmethod
-    def validate(op: Op) -> str | None:
-        """What is wrong with the operation's shape, if anything."""
+    def invalid(ops: Sequence[Op]) -> tuple[Op, str] | None:
+        """The first operation of a shape the model cannot take, and what is wrong with it.
+        One call for a whole history: a call per operation cost more than the checks."""
         return None
 
     def relevant(self, op: Op) -> bool:
@@ -135,10 +136,9 @@ def choose(history: History, models: Sequence[type[Any]]) -> type[Any]:
     fs = set(map(_F, history.ops))
     for model in models:
         if fs <= model.fs:
-            validate = model.validate
-            # The default finds nothing wrong; any(map()) looks without a Python loop.
-            if validate is not Base.validate and any(map(validate, history.ops)):
-                op, problem = next((op, p) for op in history.ops if (p := validate(op)))
+            found = model.invalid(history.ops)
+            if found is not None:
+                op, problem = found
                 raise HistoryError(f"{history.source}:{op.invoke.line}: {problem}")
             return model
     first = history.ops[0]

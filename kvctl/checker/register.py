@@ -67,9 +67,10 @@ class Register(Base):
     key = staticmethod(attrgetter("key"))  # a partition per key; a C call, once per operation
 
     @staticmethod
-    def validate(op: Op) -> str | None:
-        if op.f == "cas" and not (isinstance(op.value, tuple) and len(op.value) == 2):
-            return f"a cas value must be [old, new], not {show(op.value)}"
+    def invalid(ops: Sequence[Op]) -> tuple[Op, str] | None:
+        for op in ops:
+            if op.f == "cas" and not (isinstance(op.value, tuple) and len(op.value) == 2):
+                return op, f"a cas value must be [old, new], not {show(op.value)}"
         return None
 
     def relevant(self, op: Op) -> bool:

@@ -33,10 +33,11 @@ class MultiRegister(Base):
         return None
 
     @staticmethod
-    def validate(op: Op) -> str | None:
-        for m in MultiRegister.micro_ops(op):
-            if not (isinstance(m, tuple) and len(m) == 3 and m[0] in ("read", "write")):
-                return f"a txn holds [read|write, register, value] triples, not {show(m)}"
+    def invalid(ops: Sequence[Op]) -> tuple[Op, str] | None:
+        for op in ops:
+            for m in MultiRegister.micro_ops(op):
+                if not (isinstance(m, tuple) and len(m) == 3 and m[0] in ("read", "write")):
+                    return op, f"a txn holds [read|write, register, value] triples, not {show(m)}"
         return None
 
     @staticmethod
