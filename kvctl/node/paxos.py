@@ -7,6 +7,15 @@ then apply. Outputs accumulate between calls to `take_ready`, which is what batc
 entry proposed and every message handled since the last call share one fsync and one
 AcceptDecide per follower.
 
+Two messages are spared per operation at low load (issue 16), neither touching safety, which
+rests on what a leader counts, not on whom it tells:
+- A decided index alone does not make an AcceptDecide: it rides on the next one that carries
+  entries, or leaves at the next tick. Followers need it only to apply (reads go to the
+  leader, and a new leader learns the decided index from its promises).
+- A read round asks only as many followers as complete a majority: those that answered the
+  last round first. After READ_FALLBACK_TICKS without a majority it asks every follower, until
+  a round is confirmed again.
+
 The log is one sequence with one accepted ballot (`n_accepted`), as in the ID2203 course
 and OmniPaxos: a new leader adopts the most up-to-date log of a majority (Prepare/Promise),
 rewrites each follower's log from a point where it is known to agree (AcceptSync), then
@@ -56,6 +65,9 @@ PaxosMessage = (
     | ReadConfirm
     | ReadConfirmed
 )
+
+
+READ_FALLBACK_TICKS = 2  # a read round's chosen followers get this long before all are asked
 
 
 class Phase(Enum):
@@ -144,6 +156,8 @@ class SequencePaxos:
         self._read_round = 0
         self._confirmed_round = 0
         self._confirms: dict[int, set[str]] = {}
+        self._read_peers = self.peers[: self.quorum - 1]  # asked first: the last round's first
+        self._round_ticks = 0  # ticks since the oldest unconfirmed round was asked of them
         self._unconfirmed: list[tuple[str, ReadConfirm]] = []  # until our promise is durable
         self._ticks = 0
         self._applied_idx = self.log_start
@@ -161,6 +175,7 @@ class SequencePaxos:
         self._new_snapshot: Snapshot | None = None
         self._install: Snapshot | None = None
         self._reply_accepted = False
+        self._decide_due = False  # a decided index alone leaves at the next tick
         if self.phase is Phase.RECOVER:
             self._ask_for_resync(self.peers)
 
@@ -235,6 +250,12 @@ class SequencePaxos:
 
     def tick(self) -> None:
         self._ticks += 1
+        self._decide_due = True
+        if self._read_round > self._confirmed_round:
+            self._round_ticks += 1
+            if self._round_ticks == READ_FALLBACK_TICKS:
+                self._read_peers = list(self.peers)  # until a round is confirmed again
+                self._send_read_confirm(self._read_peers)
         if self._ticks < self.resend_ticks:
             return
         self._ticks = 0
@@ -361,13 +382,15 @@ class SequencePaxos:
         self._reads.extend((token, idx, self._read_round) for token, idx in self._new_reads)
         self._new_reads = []
         self._confirms[self._read_round] = {self.pid}
-        self._send_read_confirm()
+        if self._read_round == self._confirmed_round + 1:
+            self._round_ticks = 0
+        self._send_read_confirm(self._read_peers)
         if self.quorum == 1:
             self._confirmed_round = self._read_round
 
-    def _send_read_confirm(self) -> None:
+    def _send_read_confirm(self, peers: list[str]) -> None:
         confirm = ReadConfirm(self.promise, self._read_round)
-        self._outbox.extend((peer, confirm) for peer in self.peers)
+        self._outbox.extend((peer, confirm) for peer in peers)
 
     def _confirm_reads(self) -> None:
         """Confirm a ballot only once our promise of it is on disk: the confirmation then
@@ -386,7 +409,9 @@ class SequencePaxos:
         confirms = self._confirms.setdefault(msg.round, {self.pid})
         confirms.add(src)
         if len(confirms) >= self.quorum:
+            self._read_peers = [p for p in self.peers if p in confirms]  # not set order
             self._confirmed_round = msg.round
+            self._round_ticks = 0
             for done in [r for r in self._confirms if r <= msg.round]:
                 del self._confirms[done]
 
@@ -481,9 +506,13 @@ class SequencePaxos:
                 self._set_decided(chosen)
 
     def _stream_to_followers(self) -> None:
+        """New entries, with the decided index; a decided index alone once a tick passed."""
         for follower, progress in self._followers.items():
-            if progress.sent_idx < self.log_len or progress.sent_decided < self.decided_idx:
+            if progress.sent_idx < self.log_len or (
+                self._decide_due and progress.sent_decided < self.decided_idx
+            ):
                 self._send_accept_decide(follower, progress)
+        self._decide_due = False
 
     def _send_accept_decide(self, follower: str, progress: _Progress) -> None:
         entries = tuple(self.log[progress.sent_idx - self.log_start :])
@@ -503,7 +532,7 @@ class SequencePaxos:
     def _resend(self) -> None:
         """Repair lost messages: re-Prepare the silent, probe the lagging, re-ask for reads."""
         if self._read_round > self._confirmed_round:
-            self._send_read_confirm()
+            self._send_read_confirm(self.peers)
         if self.phase is Phase.PREPARE:
             self._send_prepare([p for p in self.peers if p not in self._promises])
             return

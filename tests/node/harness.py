@@ -18,6 +18,7 @@ class PaxosNet:
         self.members = members
         self.disk = {m: DurableState() for m in members}
         self.decided: dict[str, list[Any]] = {m: [] for m in members}
+        self.served: dict[str, list[Any]] = {m: [] for m in members}  # read tokens
         self.nodes = {m: SequencePaxos(m, members) for m in members}
         self.queue: list[tuple[str, str, Any]] = []
         self.down: set[str] = set()
@@ -31,6 +32,7 @@ class PaxosNet:
         if ready.install is not None:
             self.decided[name] = [("snapshot", ready.install.index)]
         self.decided[name].extend(ready.decided)
+        self.served[name].extend(ready.reads)
         self.queue.extend((name, dst, msg) for dst, msg in ready.messages)
 
     def flush_all(self) -> None:
@@ -50,6 +52,13 @@ class PaxosNet:
             self.flush(dst)
             count += 1
         return count
+
+    def settle(self, drop: Drop = lambda *_: False) -> int:
+        """Deliver, let one tick pass, deliver again: a decided index that no new entries
+        carry reaches the followers at the next tick (paxos.py)."""
+        count = self.deliver(drop)
+        self.tick()
+        return count + self.deliver(drop)
 
     def elect(self, name: str, n: int) -> Ballot:
         ballot = Ballot(n, 0, name)

@@ -25,7 +25,7 @@ def test_a_leader_decides_on_every_replica():
     net.elect("a", 1)
     net.deliver()
     net.propose("a", ("x",), ("y",))
-    net.deliver()
+    net.settle()
     assert all(net.decided[m] == [("x",), ("y",)] for m in ABC)
     assert all(net.disk[m].entries == [("x",), ("y",)] for m in ABC)
 
@@ -46,7 +46,7 @@ def test_proposals_during_prepare_wait_for_the_accept_phase():
     net.elect("a", 1)
     net.propose("a", ("early",))
     assert net.nodes["a"].phase is Phase.PREPARE
-    net.deliver()
+    net.settle()
     assert net.decided["c"] == [("early",)]
 
 
@@ -64,7 +64,7 @@ def test_new_leader_adopts_the_accepted_suffix_of_a_majority():
     )
     net.crash("a")
     net.elect("c", 2)
-    net.deliver()
+    net.settle()
     assert net.decided["b"] == [("x",)]
     assert net.decided["c"] == [("x",)]
 
@@ -187,7 +187,7 @@ def test_a_lagging_replica_catches_up_from_a_snapshot():
     assert net.decided["c"] == [("snapshot", 3)]
     assert net.disk["c"].snapshot == Snapshot(3, {"state": "after z"})
     net.propose("a", ("w",))
-    net.deliver()
+    net.settle()
     assert net.decided["c"] == [("snapshot", 3), ("w",)]
 
 
@@ -200,7 +200,7 @@ def test_a_read_waits_for_a_majority_to_confirm_the_ballot():
     assert net.nodes["a"].read("token")
     net.flush("a")
     asked = [m for _, dst, m in net.queue if isinstance(m, ReadConfirm)]
-    assert len(asked) == 2 and net.nodes["a"].take_ready().reads == []  # not yet confirmed
+    assert len(asked) == 1 and net.nodes["a"].take_ready().reads == []  # not yet confirmed
     net.queue.clear()
     net.nodes["a"].handle("b", ReadConfirmed(Ballot(0, 0, "a"), asked[0].round))  # old ballot
     assert net.nodes["a"].take_ready().reads == []
@@ -224,3 +224,41 @@ def test_a_deposed_leader_serves_no_read():
                 net.nodes["a"].handle(dst, answer)
     assert net.nodes["a"].take_ready().reads == []
     assert not net.nodes["a"].is_leader
+
+
+def _accept_decides(net: PaxosNet) -> list[tuple[str, AcceptDecide]]:
+    return [(dst, m) for _, dst, m in net.queue if isinstance(m, AcceptDecide)]
+
+
+def test_a_decided_index_alone_waits_for_the_next_tick():
+    """Issue 16: a decide-only AcceptDecide cost each follower a wakeup and a WAL write per
+    operation; followers need the index only to apply, so it waits for a tick."""
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",))
+    net.deliver()
+    assert net.decided["a"] == [("x",)]
+    assert net.decided["b"] == [] and net.decided["c"] == []  # nothing sent for it yet
+    net.tick()
+    net.flush("a")
+    sent = _accept_decides(net)
+    assert sorted(dst for dst, _ in sent) == ["b", "c"]
+    assert all(m.entries == () and m.decided_idx == 1 for _, m in sent)
+    net.deliver()
+    assert net.decided["b"] == [("x",)] and net.decided["c"] == [("x",)]
+
+
+def test_a_decided_index_rides_on_the_next_append():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",))
+    net.deliver()
+    net.propose("a", ("y",))
+    net.flush("a")
+    sent = _accept_decides(net)
+    assert sorted(dst for dst, _ in sent) == ["b", "c"]  # one message each, not two
+    assert all(m.entries == (("y",),) and m.decided_idx == 1 for _, m in sent)
+    net.deliver()
+    assert net.decided["b"] == [("x",)]

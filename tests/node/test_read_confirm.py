@@ -7,7 +7,9 @@ from __future__ import annotations
 from kvctl.node.ballot import Ballot
 from kvctl.node.durable import DurableState
 from kvctl.node.messages import AFTER_FSYNC, Prepare, ReadConfirm, ReadConfirmed
-from kvctl.node.paxos import SequencePaxos
+from kvctl.node.paxos import READ_FALLBACK_TICKS, SequencePaxos
+
+from .harness import PaxosNet
 
 ABC = ["a", "b", "c"]
 B1, B2 = Ballot(1, 0, "a"), Ballot(2, 0, "a")
@@ -46,3 +48,45 @@ def test_a_confirmation_waiting_for_a_promise_that_was_overtaken_is_dropped():
     assert first.token is not None and second.token is not None
     follower.persisted(second.token)
     assert _confirms(second.messages + follower.take_ready().messages) == []
+
+
+def _asked(net: PaxosNet) -> list[str]:
+    return sorted(dst for _, dst, m in net.queue if isinstance(m, ReadConfirm))
+
+
+def test_a_read_round_asks_a_majority_then_everyone_when_it_stalls():
+    """Issue 16: asking every follower cost a follower's wakeup per read that the majority
+    never waited for. The leader asks the followers that answered first last time; one that
+    does not answer within READ_FALLBACK_TICKS makes it ask all, until a round is confirmed."""
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    assert net.nodes["a"].read("r1")
+    net.flush("a")
+    assert _asked(net) == ["b"]  # with a, a majority of three
+    net.queue.clear()  # b never answers
+    net.tick(READ_FALLBACK_TICKS - 1)
+    net.flush("a")
+    assert _asked(net) == []
+    net.tick()
+    net.flush("a")
+    assert _asked(net) == ["b", "c"]
+    net.deliver(drop=lambda src, dst, msg: "b" in (src, dst))
+    assert net.served["a"] == ["r1"]
+    assert net.nodes["a"].read("r2")
+    net.flush("a")
+    assert _asked(net) == ["c"]  # the one that answered
+    net.deliver()
+    assert net.served["a"] == ["r1", "r2"]
+
+
+def test_every_follower_is_asked_again_at_the_resend_tick():
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    assert net.nodes["a"].read("r1")
+    net.flush("a")
+    net.queue.clear()
+    net.tick(net.nodes["a"].resend_ticks)
+    net.flush("a")
+    assert _asked(net).count("b") >= 1 and "c" in _asked(net)

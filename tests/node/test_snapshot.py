@@ -30,7 +30,7 @@ def _bad_suffix_on_c_then_good_log_on_b() -> PaxosNet:
     net.elect("b", 2)
     net.deliver(drop=cut_c)
     net.propose("b", ("good1",), ("good2",), ("good3",))
-    net.deliver(drop=cut_c)
+    net.settle(drop=cut_c)
     assert net.decided["b"] == [("x0",), ("good1",), ("good2",), ("good3",)]
     return net
 
@@ -46,7 +46,7 @@ def test_a_follower_installs_a_snapshot_even_when_its_log_reaches_past_it():
     net.tick(25)  # b's resend timer re-prepares c, which now hears it
     net.deliver()
     net.propose("b", ("good4",))
-    net.deliver()
+    net.settle()
     assert not any(str(e[0]).startswith("bad") for e in net.decided["c"]), net.decided["c"]
     assert ("snapshot", 4) in net.decided["c"]
     assert net.disk["c"].snapshot == Snapshot(4, GOOD_STATE)
@@ -63,7 +63,7 @@ def test_a_new_leader_installs_a_snapshot_it_adopts_from_a_promise():
     net.elect("c", 3)
     net.deliver()
     net.propose("c", ("new",))
-    net.deliver()
+    net.settle()
     for name in ("c", "d", "e"):
         assert not any(str(e[0]).startswith("bad") for e in net.decided[name]), name
     assert net.nodes["c"].snapshot == Snapshot(4, GOOD_STATE)

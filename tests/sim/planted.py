@@ -94,4 +94,4 @@ def plant_read_unconfirmed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         SequencePaxos, "_servable", lambda self, read_idx, round: read_idx <= self.decided_idx
     )
-    monkeypatch.setattr(SequencePaxos, "_send_read_confirm", lambda self: None)
+    monkeypatch.setattr(SequencePaxos, "_send_read_confirm", lambda self, peers: None)
