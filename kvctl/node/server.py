@@ -17,7 +17,9 @@ it started (written then, in one write); batches taken meanwhile wait for the ne
 it returns, what vouches for its batches leaves (AFTER_FSYNC messages, one frame per peer) and
 the core hears `persisted`: only then does a leader count its own promise or acceptance. The
 simulator (kvctl/sim/world.py) drives the core the same way. Any failed write or fsync stops
-the node.
+the node. A batch that holds nothing to fsync (a decided index alone: nothing vouches for it)
+is complete at once and written with the next batch, or at the next tick: a write(2) per
+operation saved, and the log holds the same records in the same order.
 
 While the disk is fast the fsync runs on the loop itself: handing it to a thread costs two
 wakeups (the thread's, then the loop's), which on a busy machine took as long as the fsync
@@ -160,6 +162,8 @@ class NodeServer:
             for link in self.links.values():
                 link.stop()
             self.fsyncer.stop()
+            if self._unwritten:
+                self._write_unwritten()
             self.storage.close()
             log.info("node %s stopped", self.config.name)
 
@@ -170,8 +174,15 @@ class NodeServer:
         while True:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-            self.core.tick()
-            self.flush()
+            self.tick()
+
+    def tick(self) -> None:
+        """One tick of the node's clock: the core's timers, then a flush, then the batches
+        left unwritten (decided indices alone) go to the log if no fsync will take them."""
+        self.core.tick()
+        self.flush()
+        if self._unwritten and not self._syncing:
+            self._write_unwritten()
 
     def schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -221,20 +232,23 @@ class NodeServer:
         in one write(2) (nothing vouches for them before). On the loop while the disk is
         fast, else in the fsync thread while the loop goes on handling input."""
         group, self._waiting = self._waiting, []
-        if self._unwritten:
-            try:
-                self.storage.write(*self._unwritten)
-            except OSError as exc:
-                _storage_failed(exc)
-            self._unwritten = []
         if not any(needs_fsync(op) for ready, _ in group for _, op in ready.persist):
             self._complete(group)  # a decided index alone: done once those before it are
             return
+        self._write_unwritten()
         self._syncing = True
         if self._inline_fsync:
             self._synced(group, *timed_sync(self.storage))
         else:
             self.fsyncer.sync(functools.partial(self._synced, group))
+
+    def _write_unwritten(self) -> None:
+        """The batches taken so far, in order, in one write(2)."""
+        try:
+            self.storage.write(*self._unwritten)
+        except OSError as exc:
+            _storage_failed(exc)
+        self._unwritten = []
 
     def _synced(
         self,

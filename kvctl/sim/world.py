@@ -100,13 +100,17 @@ class SimNode:
     The disk holds the node's write-ahead log as bytes in the real format (`storage.py`), and
     a restart recovers through the real `decode_log`. `durable` is what an fsync made safe;
     `cache` is what was written after it (the page cache): a process crash keeps it, a power
-    cut loses it, or keeps a prefix of it (a torn write)."""
+    cut loses it, or keeps a prefix of it (a torn write). `unwritten` is what the node has
+    taken but not yet written, as the server holds it: batches that wait for the next fsync
+    to start, and decided indices alone until a batch that needs an fsync or the next tick
+    takes them; any stop loses it."""
 
     def __init__(self, world: World, name: str) -> None:
         self.world = world
         self.name = name
         self.durable = bytearray()
         self.cache = bytearray()
+        self.unwritten = bytearray()
         self.disk = DiskConditions()
         self.core: NodeCore | None = None
         self.incarnation = 0
@@ -171,6 +175,7 @@ class SimNode:
             self.world.counts.crashes_in_fsync += 1
             self.world.log(f"{self.name} stops with an fsync pending")
         self.core = None
+        self.unwritten = bytearray()
         self.incarnation += 1
         self._syncing, self._next_group, self._sent_early, self._cut_due = False, [], False, False
 
@@ -179,11 +184,18 @@ class SimNode:
             return
         self.core.tick()
         self.flush()
+        if self.unwritten and not self._syncing:
+            self._write_unwritten()
         self.world.after(TICK_MS, self._tick, incarnation)
 
+    def _write_unwritten(self) -> None:
+        self.cache += self.unwritten
+        self.unwritten = bytearray()
+
     def flush(self) -> None:
-        """Take the core's ready batch and write it at once. Messages that vouch for
-        nothing leave now; the rest leave when the fsync covering the batch returns."""
+        """Take the core's ready batch, to be written when its fsync starts. Messages that
+        vouch for nothing leave now; the rest leave when the fsync covering the batch
+        returns."""
         if self.core is None:
             return
         ready = self.core.take_ready()
@@ -196,7 +208,7 @@ class SimNode:
         for conn, response in ready.responses:  # they report what is decided, as the server
             self.world.respond(self.name, conn, response)  # sends them: at once
         if ready.persist:
-            self.cache += encode_batch(ready.persist)
+            self.unwritten += encode_batch(ready.persist)
         if not (ready.persist or later):
             return
         sync = any(needs_fsync(op) for _, op in ready.persist)
@@ -219,6 +231,8 @@ class SimNode:
         none (a decided index alone) complete at once, after those before them."""
         group, self._next_group = self._next_group, []
         sync = any(needs_fsync(op) for ready, _ in group for _, op in ready.persist)
+        if sync:
+            self._write_unwritten()
         delay = self.disk.fsync_ms(self.world.rng) if sync else 0
         if delay >= SLOW_FSYNC_MS:
             self.world.counts.slow_fsyncs += 1

@@ -151,3 +151,42 @@ def test_a_fast_disks_fsync_runs_on_the_loop_and_a_slow_ones_successor_in_the_th
     finally:
         node.fsyncer.stop()
         node.storage.close()
+
+
+def test_a_decided_index_alone_is_written_with_the_next_batch_or_at_the_tick(tmp_path):
+    """Issue 16: each decided index cost its own write(2) right after the batch it decided;
+    nothing vouches for it, so it waits for the next batch's write, or for the next tick."""
+    node = _one_node_two_groups(tmp_path)
+    write = node.storage.write
+    writes: list[int] = []
+
+    def counted(*batches: Any) -> None:
+        writes.append(len(batches))
+        write(*batches)
+
+    async def scenario() -> None:
+        await _elected(node)
+        client = FakeTransport()
+        conn = node.new_client(client)  # type: ignore[arg-type]
+        node.storage.write = counted  # type: ignore[method-assign]
+        for seq in range(1, 6):
+            node.core.client_request(conn, (seq, "w", _key_in(node, 0), seq, None, 7, seq))
+            node.flush()
+            await _until(lambda seq=seq: seq in client.responses, f"write {seq}")
+        assert len(writes) == 5  # one write(2) per operation, not two
+        assert writes[1:] == [2, 2, 2, 2]  # the last decided index, then the next entry
+        size = node.storage.size
+        node.tick()
+        assert len(writes) == 6 and node.storage.size > size  # the last decided index
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        node.fsyncer.stop()
+        node.storage.close()
+    restarted = _one_node_two_groups(tmp_path)  # from the log the tick completed
+    try:
+        assert restarted.core.replicas[(0, 0)].paxos.decided_idx == 5
+    finally:
+        restarted.fsyncer.stop()
+        restarted.storage.close()
