@@ -15,8 +15,9 @@ histories (any whose values repeat) never build a graph.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +35,10 @@ _SHORTEN = 200
 
 @dataclass
 class Constraints:
-    """The graph's verdict: a cycle in words, or what must come before each operation."""
+    """The graph's verdict: a cycle (a function that puts it in words: finding a short one
+    takes longer than finding one), or what must come before each operation."""
 
-    cycle: str | None
+    cycle: Callable[[], str] | None
     before: list[int]
     edges: int
 
@@ -60,7 +62,7 @@ def constrain(ops: Sequence[Op], model: Any, words: Words) -> Constraints:
         try:
             known = _known(g, n)
         except nx.NetworkXUnfeasible:
-            return Constraints(_cycle_text(g, ops, words), [0] * n, g.number_of_edges())
+            return Constraints(partial(_cycle_text, g, ops, words), [0] * n, g.number_of_edges())
         new = [
             f
             for f in model.facts(ops, known)
