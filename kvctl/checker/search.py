@@ -24,7 +24,8 @@ The search knows nothing of any model beyond `Model`; states must be hashable.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Protocol
@@ -84,9 +85,9 @@ def symmetric_before(ops: Sequence[Op]) -> list[int]:
     calls = list(map(_CALL, ops))
     rets = [inf if r is None else r for r in map(_RET, ops)]
     keys = list(map(_CLASS, ops))
-    classes: dict[tuple, list[int]] = {}
+    classes: defaultdict[tuple, list[int]] = defaultdict(list)
     for i in sorted(range(len(ops)), key=calls.__getitem__):  # each class in order of call
-        classes.setdefault(keys[i], []).append(i)
+        classes[keys[i]].append(i)
     masks = [0] * len(ops)
     for members in classes.values():
         if len(members) < 2:
@@ -114,12 +115,10 @@ def search(
     n = len(ops)
     memo_limit = MEMO_BYTES // (n // 8 + 120)  # an entry: an n-bit int and a slot in a set
     before = list(before) if before is not None else [0] * n
-    has_ret = [op.ret is not None for op in ops]
+    pos, nxt, prv, has_ret = _lists(ops, model.read_only)
     known_left = sum(has_ret)
     if known_left == 0:
         return Outcome(True, [])
-    ro = [model.read_only(op) for op in ops]
-    pos, nxt, prv = _lists(ops, ro)
     heads = 2 * n
     states: list[Hashable] = [model.init()]
     ids: dict[Hashable, int] = {states[0]: 0}
@@ -233,8 +232,11 @@ def search(
         e = nxt[e]
 
 
-def _lists(ops: Sequence[Op], ro: list[bool]) -> tuple[list[float], list[int], list[int]]:
-    """Four doubly linked lists in time order, each behind its head.
+def _lists(
+    ops: Sequence[Op], read_only: Callable[[Op], bool]
+) -> tuple[list[float], list[int], list[int], list[bool]]:
+    """Four doubly linked lists in time order, each behind its head, and whether each
+    operation's outcome is known.
 
     Entries 0..n-1 are calls, n..2n-1 returns; heads 2n..2n+3 lead the read-only calls, the
     other calls with a known outcome, those with an unknown outcome, and the returns. The last
@@ -243,17 +245,18 @@ def _lists(ops: Sequence[Op], ro: list[bool]) -> tuple[list[float], list[int], l
     n = len(ops)
     inf = float("inf")
     pos = [inf] * (2 * n + 5)
-    lists: list[list[int]] = [[], [], [], []]
+    has_ret = [False] * n
+    lists: tuple[list[int], ...] = ([], [], [], [])
     for i, op in enumerate(ops):
         pos[i] = 2 * op.call
-        lists[0 if ro[i] else 1 if op.ret is not None else 2].append(i)
-        if op.ret is not None:
-            pos[n + i] = 2 * op.ret + 1
+        ret = op.ret
+        lists[0 if read_only(op) else 2 if ret is None else 1].append(i)
+        if ret is not None:
+            has_ret[i] = True
+            pos[n + i] = 2 * ret + 1
             lists[3].append(n + i)
     nxt, prv = [-1] * (2 * n + 5), [-1] * (2 * n + 5)
-    for k, entries in enumerate(lists):
-        last = 2 * n + k
+    for last, entries in enumerate(lists, 2 * n):
         for e in sorted(entries, key=pos.__getitem__):
             nxt[last], prv[e], last = e, last, e
-        nxt[last] = -1
-    return pos, nxt, prv
+    return pos, nxt, prv, has_ret
