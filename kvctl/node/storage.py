@@ -175,17 +175,18 @@ class Storage:
         if not self._loaded:
             raise RuntimeError("load() the log before writing to it: records go after its end")
         data = b"".join(map(encode_batch, batches))
-        if self._size + len(data) + _HEADER > self._allocated:
-            self._grow(self._size + len(data))
+        needed = self._size_for(self._size + len(data))
+        if needed > self._allocated:
+            self._grow(needed)
         _write_at(self._file.fileno(), data, self._size)
         self._size += len(data)
 
-    def _grow(self, used: int) -> None:
-        """Extend the file to hold `used` bytes of records, and sync that before any record
-        goes there: a power cut then leaves the new size or the old, never records running to
-        the end of a file that merely looks cut short."""
-        self._allocated = self._size_for(used)
-        os.ftruncate(self._file.fileno(), self._allocated)
+    def _grow(self, size: int) -> None:
+        """Extend the file to `size` bytes, and sync that before any record goes there: a
+        power cut then leaves the new size or the old, never records running to the end of a
+        file that merely looks cut short."""
+        self._allocated = size
+        os.ftruncate(self._file.fileno(), size)
         os.fdatasync(self._file.fileno())
 
     def sync(self) -> None:
