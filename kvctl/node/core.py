@@ -295,6 +295,7 @@ class NodeCore:
             state,
             priority=len(members) - members.index(self.name),
             timing=self.timing,
+            serves_reads=self.read_mode == "stale",
         )
         self.replicas[instance] = replica
         self._dirty[instance] = None

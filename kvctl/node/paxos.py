@@ -11,7 +11,9 @@ Two messages are spared per operation at low load (issue 16), neither touching s
 rests on what a leader counts, not on whom it tells:
 - A decided index alone does not make an AcceptDecide: it rides on the next one that carries
   entries, or leaves at the next tick. Followers need it only to apply (reads go to the
-  leader, and a new leader learns the decided index from its promises).
+  leader, and a new leader learns the decided index from its promises), unless they serve
+  reads from their own copy (`eager_decide`, the stale read mode): then it leaves at once, so
+  that a follower's copy lags by a message, not by a tick.
 - A read round asks only as many followers as complete a majority: those that answered the
   last round first. After READ_FALLBACK_TICKS without a majority it asks every follower, until
   a round is confirmed again.
@@ -125,12 +127,14 @@ class SequencePaxos:
         state: DurableState | None = None,
         *,
         resend_ticks: int = 20,
+        eager_decide: bool = False,
     ) -> None:
         state = state or DurableState()
         self.pid = pid
         self.peers = [m for m in members if m != pid]
         self.quorum = majority(len(members))
         self.resend_ticks = resend_ticks
+        self.eager_decide = eager_decide
         # Durable state, mirrored in memory.
         self.promise: Ballot = state.promise
         self.n_accepted: Ballot = state.n_accepted
@@ -175,7 +179,7 @@ class SequencePaxos:
         self._new_snapshot: Snapshot | None = None
         self._install: Snapshot | None = None
         self._reply_accepted = False
-        self._decide_due = False  # a decided index alone leaves at the next tick
+        self._decide_due = eager_decide  # a decided index alone leaves now (eager) or at a tick
         if self.phase is Phase.RECOVER:
             self._ask_for_resync(self.peers)
 
@@ -512,7 +516,7 @@ class SequencePaxos:
                 self._decide_due and progress.sent_decided < self.decided_idx
             ):
                 self._send_accept_decide(follower, progress)
-        self._decide_due = False
+        self._decide_due = self.eager_decide
 
     def _send_accept_decide(self, follower: str, progress: _Progress) -> None:
         entries = tuple(self.log[progress.sent_idx - self.log_start :])

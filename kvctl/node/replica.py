@@ -69,7 +69,9 @@ class Replica:
         *,
         priority: int = 0,
         timing: Timing = DEFAULT_TIMING,
+        serves_reads: bool = False,
     ) -> None:
+        """`serves_reads`: this replica answers reads from its own copy (stale read mode)."""
         durable = durable or DurableState()
         self.pid = pid
         self.members = tuple(members)
@@ -81,7 +83,9 @@ class Replica:
             initial_round=durable.promise.n,
             heartbeat_ticks=timing.heartbeat_ticks,
         )
-        self.paxos = SequencePaxos(pid, members, durable, resend_ticks=timing.resend_ticks)
+        self.paxos = SequencePaxos(
+            pid, members, durable, resend_ticks=timing.resend_ticks, eager_decide=serves_reads
+        )
         self.machine = StateMachine()
         self.stopped: StopSignApplied | None = None
         if durable.snapshot is not None:

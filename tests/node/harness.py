@@ -14,12 +14,14 @@ Drop = Callable[[str, str, Any], bool]
 
 
 class PaxosNet:
-    def __init__(self, members: list[str]) -> None:
+    def __init__(self, members: list[str], **options: Any) -> None:
+        """`options` go to every SequencePaxos made here (eager_decide, say)."""
         self.members = members
+        self.options = options
         self.disk = {m: DurableState() for m in members}
         self.decided: dict[str, list[Any]] = {m: [] for m in members}
         self.served: dict[str, list[Any]] = {m: [] for m in members}  # read tokens
-        self.nodes = {m: SequencePaxos(m, members) for m in members}
+        self.nodes = {m: SequencePaxos(m, members, **options) for m in members}
         self.queue: list[tuple[str, str, Any]] = []
         self.down: set[str] = set()
 
@@ -76,7 +78,7 @@ class PaxosNet:
     def restart(self, name: str) -> None:
         """Come back from what reached the disk only."""
         self.down.discard(name)
-        self.nodes[name] = SequencePaxos(name, self.members, self.disk[name])
+        self.nodes[name] = SequencePaxos(name, self.members, self.disk[name], **self.options)
         self.decided[name] = []
 
     def tick(self, times: int = 1) -> None:

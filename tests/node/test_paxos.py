@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kvctl.node.ballot import Ballot
+from kvctl.node.core import NodeCore
 from kvctl.node.durable import WriteLog
 from kvctl.node.messages import (
     AcceptDecide,
@@ -14,6 +15,7 @@ from kvctl.node.messages import (
     Snapshot,
 )
 from kvctl.node.paxos import Phase
+from kvctl.node.placement import Placement
 
 from .harness import PaxosNet
 
@@ -262,3 +264,21 @@ def test_a_decided_index_rides_on_the_next_append():
     assert all(m.entries == (("y",),) and m.decided_idx == 1 for _, m in sent)
     net.deliver()
     assert net.decided["b"] == [("x",)]
+
+
+def test_a_decided_index_alone_leaves_at_once_where_followers_serve_reads():
+    """The stale read mode answers from a follower's own copy: there the decided index must
+    not wait a tick, or every read a follower serves would lag by one (issue 16)."""
+    net = PaxosNet(ABC, eager_decide=True)
+    net.elect("a", 1)
+    net.deliver()
+    net.propose("a", ("x",))
+    net.deliver()  # no tick
+    assert net.decided["b"] == [("x",)] and net.decided["c"] == [("x",)]
+
+
+def test_the_stale_read_mode_makes_replicas_decide_eagerly():
+    placement = Placement(("n1", "n2", "n3"), 1, 3)
+    for mode, eager in (("stale", True), ("linearizable", False)):
+        core = NodeCore("n1", placement, read_mode=mode)
+        assert [r.paxos.eager_decide for r in core.replicas.values()] == [eager]
