@@ -23,6 +23,7 @@ from kvctl.history import History, Op
 MODELS: tuple[type[Any], ...] = (Register, Kv, MultiRegister, Mutex)
 DEFAULT_BUDGET = 60.0
 EXPLAIN_BUDGET = 2.0
+QUICK_STEPS_PER_OP = 2  # the first search, without symmetry masks, stops after 2 steps an op
 _CALL = attrgetter("call")
 
 
@@ -148,11 +149,19 @@ def check_key(
     graph = constrain(ops, model, words)
     if graph.cycle is not None:
         return KeyResult(key, False, graph.cycle, "graph", len(ops), time.monotonic() - start)
-    before = symmetric_before(ops)
-    if graph.edges:
-        before = [a | b for a, b in zip(graph.before, before, strict=True)]
-    out = search(ops, model, before, deadline=start + budget)
-    result = KeyResult(key, out.valid, out.reason, "search", len(ops), 0.0, out.steps)
+    # Most keys decide in a step or two per operation, a search that costs less than working
+    # out the symmetry masks; so those come in only when a first search takes longer.
+    deadline = start + budget
+    before = graph.before if graph.edges else None
+    out = search(ops, model, before, deadline, QUICK_STEPS_PER_OP * len(ops))
+    steps = out.steps
+    if out.valid == "unknown":
+        before = symmetric_before(ops)
+        if graph.edges:
+            before = [a | b for a, b in zip(graph.before, before, strict=True)]
+        out = search(ops, model, before, deadline)
+        steps += out.steps
+    result = KeyResult(key, out.valid, out.reason, "search", len(ops), 0.0, steps)
     if out.valid is False:
         if any(model.merges(state) for state in out.states):
             # Search again without merged states, so that the explanation names real values

@@ -23,6 +23,7 @@ The search knows nothing of any model beyond `Model`; states must be hashable.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
@@ -36,7 +37,7 @@ _CALL, _RET = attrgetter("call"), attrgetter("ret")
 # What makes two operations identical to a model: f, value, result and status, by position.
 _CLASS = itemgetter(*map(Op._fields.index, ("f", "value", "result", "status")))
 MEMO_BYTES = 1 << 30  # about what one search's memo may hold before the key is unknown
-_CHECK_EVERY = 0x3FF
+_AUDIT_EVERY = 1024
 
 
 class Model(Protocol):
@@ -110,8 +111,11 @@ def search(
     model: Model,
     before: Sequence[int] | None = None,
     deadline: float | None = None,
+    max_steps: int | None = None,
 ) -> Outcome:
-    """Decide whether `ops` (one partition) is linearizable for `model`."""
+    """Decide whether `ops` (one partition) is linearizable for `model`; "unknown" when
+    `deadline` (a `time.monotonic()` value) passes, the memo outgrows `MEMO_BYTES`, or more
+    than `max_steps` steps are taken."""
     n = len(ops)
     memo_limit = MEMO_BYTES // (n // 8 + 120)  # an entry: an n-bit int and a slot in a set
     before = list(before) if before is not None else [0] * n
@@ -126,6 +130,8 @@ def search(
     memo: set[int] = set()
     stack: list[tuple[int, int, int]] = []
     lin = s = steps = 0
+    cap = sys.maxsize if max_steps is None else max_steps
+    audit = min(_AUDIT_EVERY, cap + 1)  # the step at which limits are next looked at
     furthest: float = -1  # the furthest point reached, a position in the lists
     blocked: int | None = None
     tried: set[int] = set()
@@ -145,17 +151,23 @@ def search(
     mode, e, w = 0, -1, pos[nxt[heads + 3]]
     while True:
         steps += 1
-        if not steps & _CHECK_EVERY and (
-            len(memo) > memo_limit or (deadline is not None and time.monotonic() > deadline)
-        ):
-            why = "memory" if len(memo) > memo_limit else "time"
-            return Outcome(
-                "unknown",
-                prefix,
-                steps=steps,
-                memo=len(memo),
-                reason=f"the search ran out of {why} after {steps:,} steps",
-            )
+        if steps >= audit:
+            audit = min(steps + _AUDIT_EVERY, cap + 1)
+            why = ""
+            if steps > cap:
+                why = "steps"
+            elif len(memo) > memo_limit:
+                why = "memory"
+            elif deadline is not None and time.monotonic() > deadline:
+                why = "time"
+            if why:
+                return Outcome(
+                    "unknown",
+                    prefix,
+                    steps=steps,
+                    memo=len(memo),
+                    reason=f"the search ran out of {why} after {steps:,} steps",
+                )
         take = False
         if mode == 0:
             # A legal read-only candidate is taken, and no alternative to it is tried.

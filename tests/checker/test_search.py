@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from kvctl.checker import check
 from kvctl.checker import search as search_module
+from kvctl.checker.register import Register
 from kvctl.checker.search import search, symmetric_before
 from kvctl.history import History
 
@@ -142,3 +143,19 @@ def test_memory_bound_gives_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(search_module, "MEMO_BYTES", 100_000)
     result = check(_hard())
     assert result.valid == "unknown" and "ran out of memory" in result.explanation
+
+
+def test_step_cap_gives_unknown_never_a_false_verdict() -> None:
+    ops = list(_hard().ops)
+    model = Register(ops)
+    full = search(ops, model)
+    assert full.valid is False
+    assert search(ops, model, max_steps=full.steps).valid is False  # the cap is inclusive
+    capped = search(ops, model, max_steps=full.steps - 1)
+    assert capped.valid == "unknown" and capped.reason.startswith("the search ran out of steps")
+
+
+def test_a_key_the_first_search_cannot_decide_is_searched_again_with_symmetry() -> None:
+    # The first search may take 2 steps an operation; this key needs thousands.
+    [key] = check(_hard()).keys
+    assert key.valid is False and key.steps > 1000 and key.by == "search"
