@@ -47,7 +47,14 @@ from kvctl.node.messages import (
     StopSign,
 )
 from kvctl.node.placement import Placement
-from kvctl.node.replica import DEFAULT_TIMING, Replica, ReplicaReady, StopSignApplied, Timing
+from kvctl.node.replica import (
+    DEFAULT_TIMING,
+    Election,
+    Replica,
+    ReplicaReady,
+    StopSignApplied,
+    Timing,
+)
 from kvctl.node.routing import (
     MAX_TRIES,
     PING_TICKS,
@@ -102,6 +109,8 @@ class NodeReady:
     installed: list[tuple[Instance, Snapshot]] = field(default_factory=list)
     applied: list[tuple[Instance, int, Any]] = field(default_factory=list)  # (inst, idx, entry)
     compacted: list[tuple[Instance, Snapshot]] = field(default_factory=list)
+    # For the host's log: each replica's election, when it changed.
+    elections: list[tuple[Instance, Election]] = field(default_factory=list)
     # Peers whose connection from us seems stuck (routing.py): the host reconnects to them.
     stalled_links: list[str] = field(default_factory=list)
 
@@ -248,6 +257,8 @@ class NodeCore:
                 self._record(instance, out, ready)
             if out.results:
                 self._answer(instance, out.results, replica.leader_hint(), ready)
+            if out.election is not None:
+                ready.elections.append((instance, out.election))
             if out.stopped is not None:
                 self._on_stopsign(instance, out.stopped, ready)
             accepting = replica.accepting

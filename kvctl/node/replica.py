@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvctl.node.ballot import Ballot
 from kvctl.node.ble import BallotLeaderElection, BleMessage
 from kvctl.node.durable import DurableState, PersistOp
 from kvctl.node.messages import (
@@ -47,6 +48,15 @@ class StopSignApplied:
     snapshot: Snapshot
 
 
+@dataclass(frozen=True)
+class Election:
+    """What BLE last decided: the leader's ballot (None before any), and whether this
+    replica hears from a majority."""
+
+    leader: Ballot | None
+    connected: bool
+
+
 @dataclass
 class ReplicaReady:
     persist: list[PersistOp] = field(default_factory=list)
@@ -58,6 +68,9 @@ class ReplicaReady:
     applied: list[Entry] = field(default_factory=list)  # from log index `applied_from` on
     applied_from: int = 0
     compacted: Snapshot | None = None  # made after `applied`
+    # For the host's log: who BLE elects and whether a majority answers this replica, when
+    # either changed since the last ready.
+    election: Election | None = None
 
 
 class Replica:
@@ -88,6 +101,7 @@ class Replica:
         )
         self.machine = StateMachine()
         self.stopped: StopSignApplied | None = None
+        self._election = Election(None, True)  # as last reported in a ready
         if durable.snapshot is not None:
             self.machine.restore(durable.snapshot.state)
 
@@ -162,6 +176,10 @@ class Replica:
         ble = self.ble.take_messages()
         if ble:
             out.messages += ble
+        election = self._election
+        ble = self.ble
+        if election.leader is not ble.leader or election.connected != ble.quorum_connected:
+            self._election = out.election = Election(ble.leader, ble.quorum_connected)
         if ready.install is not None:
             self.machine.restore(ready.install.state)
         for index, entry in enumerate(ready.decided, ready.decided_from):

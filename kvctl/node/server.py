@@ -50,7 +50,7 @@ from kvctl.node.core import NodeCore, NodeReady
 from kvctl.node.durable import Instance, PersistOp, needs_fsync
 from kvctl.node.messages import AFTER_FSYNC
 from kvctl.node.placement import Placement
-from kvctl.node.replica import Timing
+from kvctl.node.replica import Election, Timing
 from kvctl.node.storage import CorruptLog, Storage
 from kvctl.node.wire import (
     CLIENT_FRAME_LIMIT,
@@ -89,6 +89,14 @@ class NodeConfig:
     replication: int
     read_mode: str = "linearizable"
     tick_ms: int = 10
+
+
+def _log_election(instance: Instance, election: Election) -> None:
+    group, config = instance
+    leader = election.leader
+    who = "no leader yet" if leader is None else f"{leader.pid} leads with ballot {leader.n}"
+    heard = "a majority answers" if election.connected else "no majority answers this node"
+    log.info("group %s, configuration %s: %s; %s", group, config, who, heard)
 
 
 def _storage_failed(exc: BaseException) -> NoReturn:
@@ -195,6 +203,8 @@ class NodeServer:
         AFTER_FSYNC messages, `persisted`) waits for that fsync."""
         self._flush_scheduled = False
         ready = self.core.take_ready()
+        for instance, election in ready.elections:
+            _log_election(instance, election)
         for name, address in ready.new_peers.items():
             self._add_link(name, address)
         for name in ready.stalled_links:
