@@ -18,9 +18,11 @@ _SHOWN = 6
 
 
 def seconds(ns: int) -> str:
-    """12300000000 -> '12.3 s'."""
-    text = f"{ns / 1e9:.3f}".rstrip("0").rstrip(".")
-    return f"{text} s"
+    """12300000000 -> '12.3 s', 1000004 -> '0.001000004 s': exact to the nanosecond, so that
+    two events an explanation puts in order never read as happening at one time."""
+    whole, fraction = divmod(abs(ns), 1_000_000_000)
+    text = f"{whole}.{fraction:09d}".rstrip("0").rstrip(".")
+    return f"{'-' if ns < 0 else ''}{text} s"
 
 
 class Words:

@@ -13,6 +13,18 @@ def test_seconds() -> None:
     assert seconds(12_300_000_000) == "12.3 s"
     assert seconds(5_000_000) == "0.005 s"
     assert seconds(7_000_000_000) == "7 s"
+    assert seconds(1_000_004) == "0.001000004 s"  # to the nanosecond: see the next test
+
+
+def test_events_a_few_nanoseconds_apart_read_as_apart() -> None:
+    events = [
+        {"process": 0, "type": "invoke", "f": "write", "key": "x", "value": 1, "time": 5},
+        {"process": 0, "type": "ok", "f": "write", "key": "x", "value": 1, "time": 6},
+        {"process": 1, "type": "invoke", "f": "read", "key": "x", "time": 8},
+        {"process": 1, "type": "ok", "f": "read", "key": "x", "value": None, "time": 9},
+    ]
+    text = check(History.from_events(events)).explanation
+    assert "completed at 0.000000001 s, before the second was invoked at 0.000000003 s" in text
 
 
 def test_a_stale_read_found_by_the_search() -> None:
@@ -126,7 +138,7 @@ def test_the_last_fault_is_named() -> None:
         ]
     )
     assert (
-        'The last fault before it returned: nemesis info start-partition "n1" at 0 s.'
+        'The last fault before it returned: nemesis info start-partition "n1" at 0.000000015 s.'
         in check(h).explanation
     )
 
