@@ -177,9 +177,9 @@ class Replica:
         if ble:
             out.messages += ble
         election = self._election
-        ble = self.ble
-        if election.leader is not ble.leader or election.connected != ble.quorum_connected:
-            self._election = out.election = Election(ble.leader, ble.quorum_connected)
+        leader, connected = self.ble.leader, self.ble.quorum_connected
+        if election.leader is not leader or election.connected != connected:
+            self._election = out.election = Election(leader, connected)
         if ready.install is not None:
             self.machine.restore(ready.install.state)
         for index, entry in enumerate(ready.decided, ready.decided_from):
