@@ -44,6 +44,18 @@ class Words:
             return seconds(time - first)
         return f"time {time!r}"
 
+    def apart(self, first: int, second: int) -> tuple[str, str]:
+        """When the events of two ranks happened, worded so that they read apart: events at
+        one time are told apart by the index, or else the line, that put them in order."""
+        a, b = self.at(first), self.at(second)
+        if a == b:
+            ea, eb = self.history.ranked[first], self.history.ranked[second]
+            if ea.index is not None and eb.index is not None:
+                a, b = f"{a} (index {ea.index})", f"{b} (index {eb.index})"
+            else:
+                a, b = f"{a} (line {ea.line})", f"{b} (line {eb.line})"
+        return a, b
+
     def called(self, op: Op) -> str:
         return self.at(op.call)
 

@@ -120,10 +120,10 @@ def _cycle_text(g: nx.DiGraph[Node], ops: Sequence[Op], words: Words) -> str:
             continue
         why: str | None = g.edges[node, nxt_node].get("why") if isinstance(node, int) else None
         if why is None:
-            why = (
-                f"the first completed at {words.returned(ops[a])}, before the second was "
-                f"invoked at {words.called(ops[nxt_node])}"
-            )
+            ret = ops[a].ret
+            assert ret is not None  # a real-time edge leaves a completed operation
+            returned, called = words.apart(ret, ops[nxt_node].call)
+            why = f"the first completed at {returned}, before the second was invoked at {called}"
         steps.append(f"{words.op(ops[a])} before {words.op(ops[nxt_node])}: {why}")
         a = nxt_node
     return (

@@ -147,3 +147,27 @@ def test_valid_histories_need_no_explanation() -> None:
     result = check(timed((1, "write", 1, 0, 1, "ok"), (2, "read", None, 0.5, 2, "ok", 1)))
     assert result.valid is True and result.explanation == ""
     assert result.keys[0].order == [0, 1]
+
+
+def test_events_at_one_time_are_told_apart_by_what_ordered_them() -> None:
+    def events(index: bool) -> list[dict[str, object]]:
+        rows = [
+            (0, "invoke", "write", 1, 1),
+            (0, "ok", "write", 1, 2),
+            (1, "invoke", "read", None, 2),
+            (1, "ok", "read", None, 3),
+        ]
+        return [
+            {"process": p, "type": t, "f": f, "key": "x", "value": v, "time": time}
+            | ({"index": n} if index else {})
+            for n, (p, t, f, v, time) in enumerate(rows)
+        ]
+
+    # Without index, the write's completion and the read's invocation at one time overlap:
+    # the read may come first, and the history is linearizable.
+    assert check(History.from_events(events(index=False))).valid is True
+    text = check(History.from_events(events(index=True))).explanation
+    assert (
+        "the first completed at 0.000000001 s (index 1), before the second was invoked at "
+        "0.000000001 s (index 2)"
+    ) in text
