@@ -2,7 +2,8 @@
 
 BLE decides who should lead; Paxos decides what is chosen; the state machine applies it.
 The only feedback from Paxos to BLE is a ballot bump: when BLE elects this node with a ballot
-Paxos has already promised past (after a restart, say), BLE outbids the promise next round.
+lower than one Paxos knows (promised, after a restart or to a rival elected elsewhere, or
+refused for), BLE outbids it next round.
 """
 
 from __future__ import annotations
@@ -121,9 +122,14 @@ class Replica:
             else:
                 self.paxos.follow(leader.pid)
         elected = self.ble.leader
-        if elected is not None and elected.pid == self.pid and self.paxos.outbid > elected:
-            # BLE elects us, but our Prepare was refused for a higher ballot: outbid it.
-            self.ble.raise_ballot_above(self.paxos.outbid.n)
+        if elected is not None and elected.pid == self.pid:
+            # BLE elects us, but Paxos knows a higher ballot: our Prepare was refused for one,
+            # or we promised one (another member won it where BLE did not elect it, and may
+            # have lost it since). Our ballot can never lead then, and BLE elects it again and
+            # again unless we outbid what Paxos knows.
+            known = max(self.paxos.outbid, self.paxos.promise)
+            if known > elected:
+                self.ble.raise_ballot_above(known.n)
         self.paxos.tick()
 
     def propose(self, entry: Entry) -> bool:
