@@ -57,12 +57,16 @@ class BallotLeaderElection:
         self._leader_changed = False
         return self.leader
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
+        """True when this tick ended a round: the leader was decided again, with every
+        ballot heard in the round."""
         self._ticks += 1
-        if self._ticks >= self.heartbeat_ticks:
-            self._ticks = 0
-            self._end_round()
-            self._start_round()
+        if self._ticks < self.heartbeat_ticks:
+            return False
+        self._ticks = 0
+        self._end_round()
+        self._start_round()
+        return True
 
     def handle(self, src: str, msg: BleMessage) -> None:
         if isinstance(msg, HeartbeatRequest):

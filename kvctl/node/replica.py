@@ -113,7 +113,7 @@ class Replica:
             self.paxos.handle(src, msg)
 
     def tick(self) -> None:
-        self.ble.tick()
+        decided = self.ble.tick()
         leader = self.ble.take_new_leader()
         if leader is not None:
             if leader.pid == self.pid:
@@ -123,11 +123,12 @@ class Replica:
                 self.paxos.follow(leader.pid)
         elected = self.ble.leader
         if elected is not None and elected.pid == self.pid:
-            # BLE elects us, but Paxos knows a higher ballot: our Prepare was refused for one,
-            # or we promised one (another member won it where BLE did not elect it, and may
-            # have lost it since). Our ballot can never lead then, and BLE elects it again and
-            # again unless we outbid what Paxos knows.
-            known = max(self.paxos.outbid, self.paxos.promise)
+            # BLE elects us, but Paxos knows a higher ballot, so ours can never lead, and BLE
+            # elects it again and again unless we outbid what Paxos knows. Our Prepare was
+            # refused for it; or, at the end of a round (whose heartbeats would have shown a
+            # member still holding it, and BLE would have elected that member), we find we
+            # promised it: its holder won it where BLE did not elect it, and lost it since.
+            known = max(self.paxos.outbid, self.paxos.promise) if decided else self.paxos.outbid
             if known > elected:
                 self.ble.raise_ballot_above(known.n)
         self.paxos.tick()
