@@ -534,15 +534,23 @@ class SequencePaxos:
         progress.sent_decided = self.decided_idx
 
     def _resend(self) -> None:
-        """Repair lost messages: re-Prepare the silent, probe the lagging, re-ask for reads."""
+        """Repair lost messages: re-Prepare the silent, probe the lagging, re-ask for reads.
+        A sealed log is probed every time: no entry will follow its StopSign to carry the
+        decided index, and a follower that missed it (lost, or in a sync it ignored) would
+        never learn that its configuration ended."""
         if self._read_round > self._confirmed_round:
             self._send_read_confirm(self.peers)
         if self.phase is Phase.PREPARE:
             self._send_prepare([p for p in self.peers if p not in self._promises])
             return
         self._send_prepare([p for p in self.peers if p not in self._followers])
+        sealed = self.sealed
         for follower, progress in self._followers.items():
-            if progress.acked_idx < self.log_len or progress.sent_decided < self.decided_idx:
+            if (
+                sealed
+                or progress.acked_idx < self.log_len
+                or progress.sent_decided < self.decided_idx
+            ):
                 self._send_accept_decide(follower, progress)  # a gap makes it ask for a resync
 
     def _on_not_accepted(self, msg: NotAccepted) -> None:

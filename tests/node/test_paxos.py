@@ -6,6 +6,7 @@ from kvctl.node.ballot import Ballot
 from kvctl.node.core import NodeCore
 from kvctl.node.durable import WriteLog
 from kvctl.node.messages import (
+    STOPSIGN,
     AcceptDecide,
     Accepted,
     NotAccepted,
@@ -13,6 +14,7 @@ from kvctl.node.messages import (
     ReadConfirm,
     ReadConfirmed,
     Snapshot,
+    StopSign,
 )
 from kvctl.node.paxos import Phase
 from kvctl.node.placement import Placement
@@ -282,3 +284,22 @@ def test_the_stale_read_mode_makes_replicas_decide_eagerly():
     for mode, eager in (("stale", True), ("linearizable", False)):
         core = NodeCore("n1", placement, read_mode=mode)
         assert [r.paxos.eager_decide for r in core.replicas.values()] == [eager]
+
+
+def test_a_sealed_log_keeps_telling_its_followers_what_was_decided():
+    # Found by `kvctl sim --seed 30672`: after a StopSign no entry ever follows, so a follower
+    # that missed the decided index (here: the message that carried it was lost) would never
+    # learn that its configuration ended, and the next one would never start.
+    net = PaxosNet(ABC)
+    net.elect("a", 1)
+    net.deliver()
+    stop = StopSign(STOPSIGN, 0, ("a", "b", "d"), (), 7, 1)
+    net.propose("a", stop)
+    net.deliver()
+    assert net.decided["a"][-1] == stop
+    net.tick()  # the decided index leaves alone, and the copy to c is lost
+    net.deliver(drop=lambda src, dst, msg: dst == "c" and isinstance(msg, AcceptDecide))
+    assert net.decided["b"][-1] == stop and stop not in net.decided["c"]
+    net.tick(net.nodes["a"].resend_ticks)
+    net.deliver()
+    assert net.decided["c"][-1] == stop
