@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kvctl.bench import BenchResult, measure, measure_store
+from kvctl.client import Client
 from kvctl.db import get_db
 from kvctl.db.local import LocalCluster
 from kvctl.node.server import event_loop
@@ -82,6 +83,16 @@ class Store:
             return _row(await measure(addresses, clients, duration))
         return _row(await measure_store(self.db, spec, clients, duration))
 
+    async def leaders(self) -> str | None:
+        """Which node leads each group, for kvctl: on one machine, how the leaders fall
+        changes its figures (kvctl.node.placement.leader_priority)."""
+        if self.db.name != "kvctl":
+            return None
+        addresses = {n.name: n.address for n in self.cluster.spec.nodes}
+        async with Client(addresses, timeout=10) as client:
+            leaders = (await client.topology())["leaders"]
+        return ", ".join(f"group {g} {leader}" for g, leader in sorted(leaders.items()))
+
     def stop(self) -> None:
         self.cluster.stop_all()
 
@@ -125,6 +136,11 @@ async def run(systems: list[Any], counts: list[int], duration: float, rounds: in
             for store in systems[turn:] + systems[:turn]:
                 rows.setdefault(clients, {})[store.name] = await store.measure(clients, duration)
         show(f"\nround {round_no} of {rounds}, {duration:g} s per cell\n")
+        for store in systems:
+            leaders: Callable[[], Awaitable[str | None]] | None = getattr(store, "leaders", None)
+            layout = await leaders() if leaders is not None else None
+            if layout is not None:
+                show(f"{store.name}'s leaders at the end of the round: {layout}\n")
         for line in table(names, rows):
             show(line)
 

@@ -29,6 +29,7 @@ from kvctl.control.backend import (
 from kvctl.control.membership import current_configs, views
 from kvctl.control.provision import provision
 from kvctl.db import DATABASES, DEFAULT_DB, READ_MODES, DBError, KVClient, db_of, get_db
+from kvctl.node.placement import LEADER_POLICIES
 
 T = TypeVar("T")
 
@@ -115,6 +116,13 @@ async def _on_store(spec: ClusterSpec, action: Callable[[KVClient], Awaitable[T]
     type=click.Choice(READ_MODES),
     help="Reads of a new cluster [default: the store's first].",
 )
+@click.option(
+    "--leaders",
+    type=click.Choice(LEADER_POLICIES),
+    help="kvctl: which member each group of a new cluster prefers to lead [default: pack, one "
+    "node for every group it is in, where the nodes share this machine; spread, each group's "
+    "first member, over ssh hosts].",
+)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for service.")
 @click.option(
     "--auto-replace",
@@ -131,6 +139,7 @@ def up(
     hosts_file: str | None,
     db: str | None,
     read_mode: str | None,
+    leaders: str | None,
     timeout: float,
     auto_replace: float | None,
 ) -> None:
@@ -154,6 +163,7 @@ def up(
             groups=groups,
             read_mode=read_mode or store.read_modes[0],
             extra={"db": store.name},
+            leaders=leaders or "",
         )
         if hosts_file:
             spec.extra["hosts_file"] = str(hosts_file)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kvctl.node.placement import LEADER_POLICIES
 from kvctl.node.server import NodeConfig, serve
 
 
@@ -43,6 +44,14 @@ def parse_cluster(text: str) -> dict[str, tuple[str, int]]:
     show_default=True,
     help="stale: serve reads from the local replica, NOT linearizable.",
 )
+@click.option(
+    "--leaders",
+    type=click.Choice(LEADER_POLICIES),
+    default="spread",
+    show_default=True,
+    help="Which member each group prefers to lead: its first (spread), or the first node of "
+    "--cluster in it, the same for every group (pack: best when the nodes share a machine).",
+)
 def node(
     name: str,
     listen: str,
@@ -52,6 +61,7 @@ def node(
     groups: int,
     replication: int,
     read_mode: str,
+    leaders: str,
 ) -> None:
     """Run one KV server in the foreground until SIGTERM."""
     founders = parse_cluster(cluster)
@@ -69,6 +79,7 @@ def node(
         groups=groups or len(founders),
         replication=replication,
         read_mode=read_mode,
+        leaders=leaders,
     )
     try:
         serve(config)

@@ -7,37 +7,41 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 import click
 
+from kvctl.node.placement import LEADER_POLICIES
 from kvctl.sim.run import SimResult, run_seed
 from kvctl.sim.world import total
 
 
-def _report_failure(result: SimResult) -> None:
+def _report_failure(result: SimResult, leaders: str) -> None:
     click.echo(f"seed {result.seed} FAILED ({result.config}):", err=True)
     for violation in result.violations:
         click.echo(f"  {violation}", err=True)
     click.echo("last events:", err=True)
     for line in result.trace:
         click.echo(f"  {line}", err=True)
-    click.echo(f"replay exactly with: kvctl sim --seed {result.seed}", err=True)
+    policy = "" if leaders == "spread" else f" --leaders {leaders}"
+    click.echo(f"replay exactly with: kvctl sim --seed {result.seed}{policy}", err=True)
 
 
-def _run_without_history(seed: int) -> SimResult:
+def _run_without_history(leaders: str, seed: int) -> SimResult:
     """One seed, without its history (it stays in the worker process), and without its
     trace unless it failed."""
-    result = run_seed(seed)
+    result = run_seed(seed, leaders=leaders)
     return replace(result, history=[], trace=[] if result.ok else result.trace)
 
 
-def _results(seeds: Iterable[int], jobs: int) -> Iterator[SimResult]:
+def _results(seeds: Iterable[int], jobs: int, leaders: str) -> Iterator[SimResult]:
     """Every seed's result, in seed order, however many processes run them."""
+    one = partial(_run_without_history, leaders)
     if jobs <= 1:
-        yield from map(_run_without_history, seeds)
+        yield from map(one, seeds)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(_run_without_history, seeds, chunksize=4)
+        yield from pool.map(one, seeds, chunksize=4)
 
 
 def _run_summary(result: SimResult) -> dict[str, object]:
@@ -70,7 +74,16 @@ def _as_json(results: list[SimResult], failed: list[int], totals: dict[str, int]
     is_flag=True,
     help="Print every run and the totals as JSON: which fault paths each seed took.",
 )
-def sim(seeds: int, start: int, seed: int | None, jobs: int, as_json: bool) -> None:
+@click.option(
+    "--leaders",
+    type=click.Choice(LEADER_POLICIES),
+    default="spread",
+    show_default=True,
+    help="The nodes' leader policy (kvctl node --leaders).",
+)
+def sim(
+    seeds: int, start: int, seed: int | None, jobs: int, as_json: bool, leaders: str
+) -> None:
     """Simulate clusters under loss, delays, partitions, crashes and power cuts; exit 1 if
     any seed finds a violation (each is reported with its trace and how to replay it).
 
@@ -81,12 +94,16 @@ def sim(seeds: int, start: int, seed: int | None, jobs: int, as_json: bool) -> N
     """
     began = time.monotonic()
     replay = seed is not None
-    chosen = [run_seed(seed)] if seed is not None else _results(range(start, start + seeds), jobs)
+    chosen = (
+        [run_seed(seed, leaders=leaders)]
+        if seed is not None
+        else _results(range(start, start + seeds), jobs, leaders)
+    )
     results = []
     for result in chosen:  # failures are reported as they come, in seed order
         results.append(result)
         if not result.ok:
-            _report_failure(result)
+            _report_failure(result, leaders)
         if replay and not as_json:
             click.echo("\n".join(result.trace))
     failed = [r.seed for r in results if not r.ok]

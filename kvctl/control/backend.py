@@ -51,6 +51,7 @@ class ClusterSpec:
     read_mode: str = "linearizable"
     extra: dict[str, str] = field(default_factory=dict)
     founders: list[str] = field(default_factory=list)  # empty: every node founded it
+    leaders: str = ""  # kvctl's leader policy (placement.py); empty: as `leader_policy` says
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:
@@ -67,6 +68,13 @@ class ClusterSpec:
     def add_node(self, node: NodeSpec) -> None:
         self.founders = self.founder_names
         self.nodes.append(node)
+
+    @property
+    def leader_policy(self) -> str:
+        """Which member each kvctl group prefers to lead, unless `leaders` says: spread over
+        SSH hosts, each with CPUs and a disk of its own; packed on one node where the nodes
+        share this machine (local processes, containers), which does more work per fsync."""
+        return self.leaders or ("spread" if self.backend == "ssh" else "pack")
 
     @property
     def group_count(self) -> int:
@@ -97,6 +105,8 @@ class ClusterSpec:
             str(self.replication),
             "--read-mode",
             self.read_mode,
+            "--leaders",
+            self.leader_policy,
         ]
 
     def to_json(self) -> str:

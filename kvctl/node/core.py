@@ -46,7 +46,7 @@ from kvctl.node.messages import (
     StateRequest,
     StopSign,
 )
-from kvctl.node.placement import Placement
+from kvctl.node.placement import Placement, leader_priority
 from kvctl.node.replica import (
     DEFAULT_TIMING,
     Election,
@@ -123,6 +123,7 @@ class NodeCore:
         durable: dict[Instance, DurableState] | None = None,
         *,
         read_mode: str = "linearizable",
+        leaders: str = "spread",
         timing: Timing = DEFAULT_TIMING,
         request_timeout_ticks: int = 500,
         addresses: dict[str, str] | None = None,
@@ -135,6 +136,7 @@ class NodeCore:
         self.name = name
         self.placement = placement  # the founding configuration of every group
         self.read_mode = read_mode
+        self.leaders = leaders  # which member each group prefers to lead: placement.py
         self.timing = timing
         self.request_timeout_ticks = request_timeout_ticks
         self.monitor = monitor
@@ -304,7 +306,7 @@ class NodeCore:
             self.name,
             list(members),
             state,
-            priority=len(members) - members.index(self.name),
+            priority=leader_priority(members, self.name, self.placement.nodes, self.leaders),
             timing=self.timing,
             serves_reads=self.read_mode == "stale",
         )

@@ -88,6 +88,7 @@ class NodeConfig:
     groups: int
     replication: int
     read_mode: str = "linearizable"
+    leaders: str = "spread"  # which member each group prefers to lead: placement.py
     tick_ms: int = 10
 
 
@@ -119,6 +120,7 @@ class NodeServer:
             placement,
             self.storage.load(),
             read_mode=config.read_mode,
+            leaders=config.leaders,
             timing=Timing(),
             addresses={name: f"{host}:{port}" for name, (host, port) in known.items()},
             monitor=False,

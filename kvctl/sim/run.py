@@ -126,9 +126,10 @@ def run_seed(
     replication: int | None = None,
     groups: int | None = None,
     compact_entries: int | None = None,
+    leaders: str = "spread",
 ) -> SimResult:
     """Run one seed; the cluster's shape and compaction threshold are drawn from the seed
-    unless given."""
+    unless given. `leaders` is the nodes' leader policy (placement.py)."""
     rng = random.Random(seed)
     size = size or rng.choice([3, 3, 4, 5])
     replication = replication or rng.choice([3, size])
@@ -144,11 +145,12 @@ def run_seed(
         spares=spares,
         groups=groups,
         replication=replication,
+        leaders=leaders,
         timing=timing,
     )
     config = (
         f"{size} nodes and a spare, {groups} groups, replication {replication}, "
-        f"compaction every {compact_entries} entries"
+        f"compaction every {compact_entries} entries, leaders {leaders}"
     )
     clients = SimClients(world, count=rng.randint(2, 6), keys=[f"k{i}" for i in range(3)])
     nemesis = Nemesis(world, clients.proposed)

@@ -149,6 +149,7 @@ class SimNode:
             timing=self.world.timing,
             addresses={name: name for name in self.world.nodes_all},
             read_mode=self.world.read_mode,
+            leaders=self.world.leaders,
         )
         self.world.after(self.world.rng.randint(1, TICK_MS), self._tick, self.incarnation)
 
@@ -276,6 +277,7 @@ class World:
         groups: int,
         replication: int,
         read_mode: str = "linearizable",
+        leaders: str = "spread",
         timing: Timing | None = None,
     ) -> None:
         self.rng = random.Random(seed)
@@ -283,6 +285,7 @@ class World:
         self.placement = Placement(tuple(nodes), groups, replication)
         self.timing = timing or Timing(heartbeat_ticks=5, resend_ticks=10, compact_entries=300)
         self.read_mode = read_mode
+        self.leaders = leaders
         self.net = NetworkConditions()
         self.counts = Counts()
         self._reconfigured: set[Instance] = set()
