@@ -453,7 +453,11 @@ class SequencePaxos:
         if (best.n_accepted, best.accepted_idx) > (self.n_accepted, self.log_len):
             same = best.n_accepted == self.n_accepted
             self._adopt_suffix(best.suffix_start, best.suffix, best.snapshot, extends_ours=same)
-        self._adopted = (best.n_accepted, best.accepted_idx)
+            self._adopted = (best.n_accepted, best.accepted_idx)
+        else:
+            # Our own log wins, even over promises that made the majority without ours (not
+            # on disk yet): followers agree with it by ballot only if they accepted in ours.
+            self._adopted = (self.n_accepted, self.log_len)
         self.n_accepted = self.promise
         self._dirty_accepted = True
         self._learn_decided(max(p.decided_idx for p in self._promises.values()))

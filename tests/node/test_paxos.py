@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kvctl.node.ballot import Ballot
 from kvctl.node.core import NodeCore
-from kvctl.node.durable import WriteLog
+from kvctl.node.durable import DurableState, WriteLog
 from kvctl.node.messages import (
     STOPSIGN,
     AcceptDecide,
@@ -16,7 +16,7 @@ from kvctl.node.messages import (
     Snapshot,
     StopSign,
 )
-from kvctl.node.paxos import Phase
+from kvctl.node.paxos import Phase, SequencePaxos
 from kvctl.node.placement import Placement
 
 from .harness import PaxosNet
@@ -303,3 +303,48 @@ def test_a_sealed_log_keeps_telling_its_followers_what_was_decided():
     net.tick(net.nodes["a"].resend_ticks)
     net.deliver()
     assert net.decided["c"][-1] == stop
+
+
+def test_a_leader_whose_own_log_wins_syncs_followers_to_it_not_to_a_longer_log_it_dropped():
+    # Found by `kvctl sim --seed 43351`. b led ballot 1 and alone accepted x at index 0; a led
+    # ballot 2 and alone accepted y there. a now leads ballot 3, and b's and c's promises
+    # make its majority before its own promise is on disk (a slow disk). a's log wins (ballot
+    # 2 beats 1), so b must be rewritten from index 0; it was told that it agreed with a up to
+    # index 1, kept x, and decided x where a and c decided y.
+    x, y = ("x",), ("y",)
+    b1, b2, b3 = Ballot(1, 0, "b"), Ballot(2, 0, "a"), Ballot(3, 0, "a")
+    nodes = {
+        "a": SequencePaxos("a", ABC, DurableState(promise=b2, n_accepted=b2, entries=[y])),
+        "b": SequencePaxos("b", ABC, DurableState(promise=b1, n_accepted=b1, entries=[x])),
+        "c": SequencePaxos("c", ABC, DurableState(promise=b2)),
+    }
+    decided: dict[str, list] = {name: [] for name in ABC}
+    held: list = []  # a's batches, not yet on its disk
+
+    def exchange(durable_a: bool) -> None:
+        moving = True
+        while moving:
+            moving = False
+            for name, node in nodes.items():
+                ready = node.take_ready()
+                if ready.token is not None:
+                    if name == "a" and not durable_a:
+                        held.append(ready.token)
+                    else:
+                        node.persisted(ready.token)
+                decided[name] += ready.decided
+                for dst, msg in ready.messages:
+                    if not isinstance(msg, PrepareReq):  # restarted nodes ask; a answers below
+                        nodes[dst].handle(name, msg)
+                        moving = True
+
+    assert nodes["a"].become_leader(b3)
+    exchange(durable_a=False)
+    for token in held:
+        nodes["a"].persisted(token)
+    exchange(durable_a=True)
+    for node in nodes.values():
+        node.tick()  # the decided index leaves alone at the next tick
+    exchange(durable_a=True)
+    assert decided["a"] == [y]
+    assert decided["b"] == decided["c"] == [y]
