@@ -128,9 +128,15 @@ class NodeCore:
         request_timeout_ticks: int = 500,
         addresses: dict[str, str] | None = None,
         monitor: bool = True,
+        boot: int = 0,
     ) -> None:
         """`monitor`: fill each ready's installed/applied/compacted, which only a monitor
-        reads (the server passes False: a tuple per applied entry is a cost per op)."""
+        reads (the server passes False: a tuple per applied entry is a cost per op).
+
+        `boot` (below 2**31) differs from every earlier run of this node: random bits in the
+        server, the incarnation in the simulator. Forward ids start from it, so that a reply
+        to a forward of an earlier run, which a peer may still send after a restart, never
+        settles a forward of this one with another request's result."""
         if read_mode not in ("linearizable", "stale"):
             raise ValueError(f"unknown read mode {read_mode!r}")
         self.name = name
@@ -147,7 +153,7 @@ class NodeCore:
         self._waiters: dict[tuple[Instance, int, int], list[tuple[Sink, int]]] = {}
         self._forwards: dict[int, Forward] = {}
         self.reach = Reachability()
-        self._next_forward = 0
+        self._next_forward = boot << 32  # forward ids: see `boot`
         self._now = 0
         self._was_accepting: dict[Instance, bool] = {}
         self._sealed_at: dict[Instance, int] = {}

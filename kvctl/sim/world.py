@@ -150,6 +150,7 @@ class SimNode:
             addresses={name: name for name in self.world.nodes_all},
             read_mode=self.world.read_mode,
             leaders=self.world.leaders,
+            boot=self.incarnation,
         )
         self.world.after(self.world.rng.randint(1, TICK_MS), self._tick, self.incarnation)
 

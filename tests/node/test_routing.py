@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kvctl.node import errors
 from kvctl.node.core import FAIL, NODE_LEVEL, OK, UNKNOWN, NodeCore
-from kvctl.node.messages import ClientForward
+from kvctl.node.messages import ClientForward, ClientForwardReply
 from kvctl.node.placement import Placement
 from kvctl.node.routing import (
     PING_TICKS,
@@ -157,3 +157,19 @@ def test_a_forward_with_no_candidate_left_is_answered_unknown_long_before_the_ti
     assert ticks <= 2 * RETRY_TICKS + PING_TICKS < cores["n4"].request_timeout_ticks
     [(_, (_, status, value, _))] = responses
     assert status == UNKNOWN and value[0] == errors.TIMEOUT.code
+
+
+def test_a_reply_to_a_forward_of_an_earlier_run_settles_nothing():
+    # Found by `kvctl sim --seed 52394 --leaders pack`: a node restarted and numbered its
+    # forwards from 1 again; a peer's late reply to the earlier run's forward 1 (a read) then
+    # settled this run's forward 1 (a cas), and the client was told the cas returned 41.
+    placement = Placement(FOUR, 1, 3)  # n4 is in no group: it forwards everything
+    before = NodeCore("n4", placement, boot=1)
+    before.client_request(1, (1, "r", "k", None, None, 42, 1))
+    sent = before.take_ready().messages
+    [(target, _, old)] = [m for m in sent if isinstance(m[2], ClientForward)]
+    after = NodeCore("n4", placement, boot=2)
+    after.client_request(1, (1, "c", "k", None, "x", 43, 1))
+    assert any(isinstance(m[2], ClientForward) for m in after.take_ready().messages)
+    after.peer_message(target, NODE_LEVEL, ClientForwardReply(old.forward_id, (OK, 41, target)))
+    assert after.take_ready().responses == []
