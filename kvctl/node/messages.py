@@ -242,10 +242,13 @@ PEER_MESSAGES: tuple[type, ...] = (
 )
 
 
-# Replies that vouch for state on disk: a host sends them only after its fsync completes.
-# Everything else may leave before: a leader's Accept goes out while its own fsync runs,
-# and the leader counts itself only in a later step, after that fsync returned. A forwarded
+# Messages that vouch for state on disk: a host sends them only after its fsync completes.
+# A Prepare is one: a ballot must be promised on its leader's disk before anyone is asked to
+# promise it, or a leader that loses power could lead the same ballot twice (after a restart
+# whose log lost the promise) with two different streams. Everything else may leave before:
+# a leader's Accept goes out while its own fsync runs, and the leader counts itself only in a
+# later step, after that fsync returned. A forwarded
 # request's reply, like a client response, reports only what is decided (durable at a
 # majority) or refused, so it waits for no fsync of the relaying node; Paxos emits a
 # ReadConfirmed only once the promise it confirms is durable (paxos.py), so it waits for none.
-AFTER_FSYNC: tuple[type, ...] = (Promise, Accepted)
+AFTER_FSYNC: tuple[type, ...] = (Prepare, Promise, Accepted)

@@ -6,6 +6,7 @@ from kvctl.node.ballot import Ballot
 from kvctl.node.core import NodeCore
 from kvctl.node.durable import DurableState, WriteLog
 from kvctl.node.messages import (
+    AFTER_FSYNC,
     STOPSIGN,
     AcceptDecide,
     Accepted,
@@ -348,3 +349,16 @@ def test_a_leader_whose_own_log_wins_syncs_followers_to_it_not_to_a_longer_log_i
     exchange(durable_a=True)
     assert decided["a"] == [y]
     assert decided["b"] == decided["c"] == [y]
+
+
+def test_a_new_leader_asks_for_promises_only_once_its_own_is_on_disk():
+    # Found by `kvctl sim --seed 70715 --leaders pack`: a leader sent Prepare, lost power
+    # before its own promise reached the disk, and after the restart led the same ballot
+    # again, numbering its syncs from 1: its followers had taken the first run's, ignored
+    # the second run's and stayed out of the stream. A ballot is used once only if the
+    # promise of it is durable before anyone is asked to promise it.
+    node = SequencePaxos("a", ABC)
+    assert node.become_leader(Ballot(1, 0, "a"))
+    ready = node.take_ready()
+    assert ready.persist and ready.messages
+    assert all(isinstance(msg, AFTER_FSYNC) for _, msg in ready.messages)

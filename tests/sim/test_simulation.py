@@ -52,10 +52,10 @@ def test_seed_runs_clean_with_packed_leaders(seed):
 # never reached a follower (30672), a new leader that synced a follower to a log it had not
 # adopted, so that two replicas decided different entries at one index (43351), a restarted
 # node whose forward ids repeated its earlier run's, so that a late reply answered the wrong
-# request (52394).
+# request (52394), a leader that led one ballot twice across a power cut (70715).
 @pytest.mark.parametrize(
     ("seed", "leaders"),
-    [(22125, "pack"), (30672, "spread"), (43351, "spread"), (52394, "pack")],
+    [(22125, "pack"), (30672, "spread"), (43351, "spread"), (52394, "pack"), (70715, "pack")],
 )
 def test_seeds_that_found_bugs_run_clean(seed, leaders):
     assert_clean(run_seed(seed, leaders=leaders))
