@@ -137,9 +137,7 @@ async def run(systems: list[Any], counts: list[int], duration: float, rounds: in
                 rows.setdefault(clients, {})[store.name] = await store.measure(clients, duration)
         show(f"\nround {round_no} of {rounds}, {duration:g} s per cell\n")
         for store in systems:
-            leaders: Callable[[], Awaitable[str | None]] | None = getattr(store, "leaders", None)
-            layout = await leaders() if leaders is not None else None
-            if layout is not None:
+            if isinstance(store, Store) and (layout := await store.leaders()) is not None:
                 show(f"{store.name}'s leaders at the end of the round: {layout}\n")
         for line in table(names, rows):
             show(line)

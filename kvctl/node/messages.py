@@ -247,8 +247,8 @@ PEER_MESSAGES: tuple[type, ...] = (
 # promise it, or a leader that loses power could lead the same ballot twice (after a restart
 # whose log lost the promise) with two different streams. Everything else may leave before:
 # a leader's Accept goes out while its own fsync runs, and the leader counts itself only in a
-# later step, after that fsync returned. A forwarded
-# request's reply, like a client response, reports only what is decided (durable at a
-# majority) or refused, so it waits for no fsync of the relaying node; Paxos emits a
-# ReadConfirmed only once the promise it confirms is durable (paxos.py), so it waits for none.
+# later step, after that fsync returned. A forwarded request's reply, like a client response,
+# reports only what is decided (durable at a majority) or refused, so it waits for no fsync of
+# the relaying node; Paxos emits a ReadConfirmed only once the promise it confirms is durable
+# (paxos.py), so it waits for none.
 AFTER_FSYNC: tuple[type, ...] = (Prepare, Promise, Accepted)
