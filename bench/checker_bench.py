@@ -50,6 +50,7 @@ from kvctl.checker import check, load
 from kvctl.checker.check import check_key
 from kvctl.checker.kv import Kv
 from kvctl.checker.register import Register
+from kvctl.checker.search import COMPILED
 from kvctl.history import History, Op
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
@@ -220,6 +221,7 @@ def bench_etcd(corpus: Path, porcupine: Porcupine, repeat: int) -> dict[str, Any
             }
         )
     return {
+        "search": "compiled (kvctl/checker/_csearch.c)" if COMPILED else "Python (not compiled)",
         "files": len(paths),
         "load_and_check_s": total[:2],
         "check_s": ours[:2],
@@ -264,6 +266,7 @@ def report(etcd: dict[str, Any], c50: list[dict[str, Any]], load: list[float]) -
     go_check = etcd["porcupine_go_check_s"]
     files = etcd["per_file"].values()
     n = etcd["files"]
+    print(f"kvctl's search loop: {etcd['search']}")
     print(f"etcd, {n} histories together (min / median over the repeats):")
     print(f"  kvctl, load + check          {t_min:7.3f} s / {t_med:.3f} s")
     print(f"  Porcupine (Go), parse + check {go:6.3f} s   ({go / t_min:.1f}x kvctl's)")

@@ -16,14 +16,16 @@ from kvctl.checker.model import choose, show
 from kvctl.checker.mutex import Mutex
 from kvctl.checker.parallel import run
 from kvctl.checker.register import Register
-from kvctl.checker.search import search, symmetric_before
+from kvctl.checker.search import COMPILED, search, symmetric_before
 from kvctl.checker.txn import MultiRegister
 from kvctl.history import History, Op
 
 MODELS: tuple[type[Any], ...] = (Register, Kv, MultiRegister, Mutex)
 DEFAULT_BUDGET = 60.0
 EXPLAIN_BUDGET = 2.0
-QUICK_STEPS_PER_OP = 2  # the first search, without symmetry masks, stops after 2 steps an op
+# The first search, without symmetry masks, stops after this many steps an operation: about
+# what working out the masks costs (some 1 us an operation), in steps of the search that runs.
+QUICK_STEPS_PER_OP = 12 if COMPILED else 2
 _CALL = attrgetter("call")
 
 

@@ -241,12 +241,14 @@ def _run_streamed(argv: list[str], progress: BuildProgress) -> None:
 
 
 def package_files() -> list[tuple[str, Path]]:
-    """(name under kvctl/, file) for every file of the package: what a node runs."""
+    """(name under kvctl/, file) for every file of the package: what a node runs. Compiled
+    files are left out: they are built for the host's Python, and a node never runs the
+    checker, the one part that has any (its search runs in Python without them)."""
     package = Path(kvctl.__file__).resolve().parent
     return [
         (f"kvctl/{path.relative_to(package).as_posix()}", path)
         for path in sorted(package.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".so")
     ]
 
 
