@@ -445,6 +445,7 @@ lists_done:
         steps++;
         if (steps >= audit) {
             audit = steps + audit_every < cap + 1 ? steps + audit_every : cap + 1;
+            if (PyErr_CheckSignals() < 0) goto done; /* Ctrl-C stops a long search, as in Python */
             if (steps > cap)
                 why = "steps";
             else if ((long long)memo.records > memo_limit)

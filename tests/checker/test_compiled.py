@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,44 @@ def test_same_outcome_with_step_caps_and_masks(history: History, cap: int, masks
         assert search(ops, model, before, None, max_steps) == search(
             ops, model, before, None, max_steps, loop=python_loop
         )
+
+
+def _wide(rng: random.Random, n: int) -> History:
+    """`n` operations on up to 8 processes, values often repeated, some outcomes unknown:
+    more than 64 operations, so the compiled search's sets span several words."""
+    events: list[dict[str, Any]] = []
+    pending: dict[int, dict[str, Any]] = {}
+    idle, fresh, invoked = list(range(rng.randrange(2, 9))), 100, 0
+    while invoked < n or pending:
+        if idle and invoked < n and (not pending or rng.random() < 0.5):
+            process = idle.pop(rng.randrange(len(idle)))
+            f, new = rng.choice(["read", "write", "cas"]), rng.randrange(4)
+            value = {"read": None, "write": new, "cas": [rng.randrange(4), new]}[f]
+            pending[process] = {"process": process, "f": f, "value": value}
+            events.append({**pending[process], "type": "invoke"})
+            invoked += 1
+            continue
+        process = rng.choice(sorted(pending))
+        op, kind = pending.pop(process), rng.choice(["ok", "ok", "ok", "fail", "info"])
+        if op["f"] == "read":
+            op["value"] = rng.randrange(4) if kind == "ok" else None
+        events.append({**op, "type": kind})
+        idle.append(fresh if kind == "info" else process)
+        fresh += kind == "info"
+    return History.from_events(events)
+
+
+@compiled
+@pytest.mark.parametrize("seed", range(40))
+def test_same_outcome_on_wide_histories(seed: int) -> None:
+    rng = random.Random(seed)
+    ops = sorted(_wide(rng, rng.randrange(65, 200)).ops, key=lambda op: op.call)
+    model = Register(ops)
+    for before in (None, symmetric_before(ops)):
+        for max_steps in (None, rng.randrange(1, 3000)):
+            assert search(ops, model, before, None, max_steps) == search(
+                ops, model, before, None, max_steps, loop=python_loop
+            )
 
 
 ROWS = [row for row in manifest() if row[0].stat().st_size < 200_000]
