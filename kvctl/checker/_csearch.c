@@ -20,6 +20,10 @@
 
 #define INF INT64_MAX
 
+#if PY_BIG_ENDIAN
+#error "the masks of `before` are read as little-endian words"
+#endif
+
 typedef struct {
     uint64_t *keys; /* (state << 32 | op) + 1; 0 is an empty slot */
     int32_t *vals;
@@ -138,7 +142,6 @@ static int memo_add(Memo *m, uint64_t hash, uint64_t state, const uint64_t *lin)
 }
 
 typedef struct {
-    Py_ssize_t n;
     PyObject *ops, *step, *states, *ids; /* ops: a sequence; states: a list; ids: state -> id */
     Trans trans;
 } Model;
@@ -262,7 +265,7 @@ static PyObject *search(PyObject *self, PyObject *args) {
     Model m = {0};
     m.ops = PySequence_Fast(ops_in, "ops must be a sequence");
     if (!m.ops) return NULL;
-    Py_ssize_t n = m.n = PySequence_Fast_GET_SIZE(m.ops);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(m.ops);
     size_t words = (size_t)(n + 63) / 64;
     size_t slots = (size_t)(2 * n + 5), tail = slots - 1;
     size_t heads = (size_t)(2 * n);
@@ -417,9 +420,6 @@ lists_done:
                 Py_DECREF(masks);
                 goto done;
             }
-#if PY_BIG_ENDIAN
-#error "the masks are read as little-endian words"
-#endif
         }
         Py_DECREF(masks);
     }

@@ -44,8 +44,10 @@ try:
     from kvctl.checker import _csearch
 except ImportError:  # installed without a C compiler: python_loop runs instead
     _csearch = None
+COMPILED = _csearch is not None
 
 _CALL, _RET = attrgetter("call"), attrgetter("ret")
+_CALL_FIELD, _RET_FIELD = Op._fields.index("call"), Op._fields.index("ret")
 # What makes two operations identical to a model: f, value, result and status, by position.
 _CLASS = itemgetter(*map(Op._fields.index, ("f", "value", "result", "status")))
 MEMO_BYTES = 1 << 30  # about what one search's memo may hold before the key is unknown
@@ -116,10 +118,6 @@ def symmetric_before(ops: Sequence[Op]) -> list[int]:
             if rj > latest:
                 latest = rj
     return masks
-
-
-COMPILED = _csearch is not None
-_CALL_FIELD, _RET_FIELD = Op._fields.index("call"), Op._fields.index("ret")
 
 
 Loop = Callable[..., tuple[bool | str, list[int], int | None, list[Hashable], int, int, str | None]]
